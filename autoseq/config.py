@@ -1,0 +1,133 @@
+"""Every setting AutoSeq reads, from the environment, in one place.
+
+Heroku-style names are accepted as they are (``DATABASE_URL``, ``REDIS_URL``); ``postgres://`` is
+rewritten for SQLAlchemy; booleans are parsed strictly; secrets are required outside development,
+where a development secret is generated once into the instance folder, never written in code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ENVIRONMENTS = ("development", "testing", "production")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; raised at start-up, never later."""
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """Parse a boolean setting strictly: a typo is an error, not a silent False."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def parse_rate_limit(value: str) -> tuple[int, float]:
+    """Parse ``"110/10s"`` into (requests, window seconds)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", value)
+    if not match or int(match.group(1)) <= 0:
+        raise ConfigError(f"HUBSPOT_RATE_LIMIT must look like '110/10s', got {value!r}")
+    window = float(match.group(2)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(3)]
+    if window <= 0:
+        raise ConfigError("HUBSPOT_RATE_LIMIT window must be positive")
+    return int(match.group(1)), window
+
+
+def database_url(value: str | None, instance_path: str) -> str:
+    """The SQLAlchemy URL: SQLite in the instance folder by default, ``postgres://`` rewritten."""
+    if not value:
+        return "sqlite:///" + os.path.join(instance_path, "autoseq.db")
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://") :]
+    if value.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        value = "postgresql+psycopg://" + value[len("postgresql://") :]
+    return value
+
+
+def _instance_secret(instance_path: str, filename: str, make) -> str:
+    """Read a development secret from the instance folder, creating it once."""
+    path = Path(instance_path) / filename
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
+    """Build the Flask config mapping from the environment."""
+    env = os.environ if environ is None else environ
+    app_env = env.get("AUTOSEQ_ENV", "production").strip().lower()
+    if app_env not in ENVIRONMENTS:
+        raise ConfigError(f"AUTOSEQ_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}")
+    development = app_env != "production"
+
+    secret_key = env.get("SECRET_KEY")
+    if not secret_key:
+        if not development:
+            raise ConfigError("SECRET_KEY is required outside development")
+        secret_key = _instance_secret(instance_path, "secret_key", lambda: secrets.token_hex(32))
+
+    token_keys = env.get("TOKEN_ENCRYPTION_KEY")
+    if not token_keys:
+        if not development:
+            raise ConfigError("TOKEN_ENCRYPTION_KEY is required outside development")
+        token_keys = _instance_secret(
+            instance_path, "token_key", lambda: Fernet.generate_key().decode()
+        )
+    keys = [k.strip() for k in token_keys.split(",") if k.strip()]
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError as exc:
+            raise ConfigError("TOKEN_ENCRYPTION_KEY holds a key that is not a Fernet key") from exc
+
+    rate_limit = parse_rate_limit(env.get("HUBSPOT_RATE_LIMIT", "110/10s"))
+    public_base_url = env.get("PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/")
+    secure_cookies = parse_bool(
+        "SESSION_COOKIE_SECURE", env.get("SESSION_COOKIE_SECURE", str(not development))
+    )
+
+    return {
+        "AUTOSEQ_ENV": app_env,
+        "DEBUG": False,
+        "TESTING": app_env == "testing",
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
+        "PUBLIC_BASE_URL": public_base_url,
+        "HUBSPOT_CLIENT_ID": env.get("HUBSPOT_CLIENT_ID"),
+        "HUBSPOT_CLIENT_SECRET": env.get("HUBSPOT_CLIENT_SECRET"),
+        "HUBSPOT_APP_ID": env.get("HUBSPOT_APP_ID"),
+        "HUBSPOT_DEVELOPER_API_KEY": env.get("HUBSPOT_DEVELOPER_API_KEY"),
+        "HUBSPOT_API_BASE": env.get("HUBSPOT_API_BASE", "https://api.hubapi.com").rstrip("/"),
+        "HUBSPOT_AUTHORIZE_URL": env.get(
+            "HUBSPOT_AUTHORIZE_URL", "https://app.hubspot.com/oauth/authorize"
+        ),
+        "HUBSPOT_APP_BASE": env.get("HUBSPOT_APP_BASE", "https://app.hubspot.com").rstrip("/"),
+        "HUBSPOT_RATE_LIMIT": rate_limit,
+        "TOKEN_ENCRYPTION_KEYS": keys,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "LOGIN_FAILURE_LIMIT": int(env.get("LOGIN_FAILURE_LIMIT", "5")),
+        "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
+    }

@@ -1,0 +1,62 @@
+"""RQ queues and enqueue defaults, declared once.
+
+Jobs are plain functions named verb_noun that take ids, load what they need, call a service and
+commit. They are enqueued by dotted name (``enqueue("autoseq.jobs.sync.sync_workspace", ...)``) so
+that the web process never imports worker-only code, and so that a job can be enqueued before the
+module that defines it is deployed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    timeout: int  # seconds a job may run before the worker kills it
+    result_ttl: int  # seconds a finished job's result is kept
+    failure_ttl: int  # seconds a failed job stays in the failed registry
+    retry: tuple[int, tuple[int, ...]] | None  # (max retries, backoff intervals)
+
+
+# Listed in priority order: a worker drains enrollments before it starts a sync.
+QUEUES: dict[str, QueueSpec] = {
+    "enrollments": QueueSpec("enrollments", 120, 24 * 3600, 7 * 24 * 3600, (5, (5, 30, 120, 600))),
+    "sync": QueueSpec("sync", 30 * 60, 24 * 3600, 7 * 24 * 3600, None),
+    "default": QueueSpec("default", 300, 3600, 7 * 24 * 3600, None),
+}
+QUEUE_NAMES: tuple[str, ...] = tuple(QUEUES)
+
+
+def redis_connection() -> Redis:
+    """The app's Redis client (built in the factory, kept in ``app.extensions``)."""
+    return current_app.extensions["redis"]
+
+
+def get_queue(name: str, connection: Redis | None = None) -> Queue:
+    spec = QUEUES[name]
+    return Queue(
+        spec.name, connection=connection or redis_connection(), default_timeout=spec.timeout
+    )
+
+
+def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None, **options) -> Job:
+    """Enqueue ``func`` (a dotted name) with the queue's declared defaults.
+
+    ``options`` may override ``retry``, ``result_ttl``, ``failure_ttl``, ``timeout``, ``meta``,
+    ``at_front`` and the other keywords of :meth:`rq.Queue.enqueue_call`.
+    """
+    spec = QUEUES[queue]
+    if "retry" not in options and spec.retry:
+        max_retries, intervals = spec.retry
+        options["retry"] = Retry(max=max_retries, interval=list(intervals))
+    options.setdefault("result_ttl", spec.result_ttl)
+    options.setdefault("failure_ttl", spec.failure_ttl)
+    options.setdefault("timeout", spec.timeout)
+    return get_queue(queue).enqueue_call(func, args=args, job_id=job_id, **options)

@@ -1,0 +1,47 @@
+"""The models, one module per aggregate; imported here so Alembic and the app see them all."""
+
+from .accounts import Membership, Role, User, Workspace
+from .enrollments import Enrollment, EnrollmentStatus, SendMode
+from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
+from .mailboxes import (
+    DEFAULT_DAILY_CAP,
+    Mailbox,
+    MailboxKind,
+    MailboxStatus,
+    ResetPeriod,
+    Rotation,
+    RotationMember,
+    RotationMode,
+)
+from .sequences import Sequence, SequenceState, Sharing
+from .sync import SyncRun, SyncStatus, SyncTrigger
+from .system import Heartbeat
+
+__all__ = [
+    "DEFAULT_DAILY_CAP",
+    "ConnectionStatus",
+    "Enrollment",
+    "EnrollmentStatus",
+    "Heartbeat",
+    "HubSpotConnection",
+    "HubSpotUser",
+    "Mailbox",
+    "MailboxKind",
+    "MailboxStatus",
+    "Membership",
+    "PublishedAction",
+    "ResetPeriod",
+    "Role",
+    "Rotation",
+    "RotationMember",
+    "RotationMode",
+    "SendMode",
+    "Sequence",
+    "SequenceState",
+    "Sharing",
+    "SyncRun",
+    "SyncStatus",
+    "SyncTrigger",
+    "User",
+    "Workspace",
+]

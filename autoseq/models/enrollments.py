@@ -1,0 +1,73 @@
+"""Enrollments: one row per execution of the workflow action (per HubSpot callback id)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class EnrollmentStatus(enum.StrEnum):
+    QUEUED = "queued"
+    ENROLLED = "enrolled"
+    FAILED = "failed"
+
+
+class SendMode(enum.StrEnum):
+    MAILBOX = "mailbox"
+    ROTATION = "rotation"
+
+
+class Enrollment(db.Model):
+    """What one workflow execution asked for and what became of it. Analytics read this table.
+
+    The sequence's HubSpot id and name are copied as they were, so history survives a rename or a
+    deletion in HubSpot.
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index("ix_enrollments_ws_created", "workspace_id", "created_at"),
+        Index("ix_enrollments_ws_sequence_created", "workspace_id", "sequence_id", "created_at"),
+        Index("ix_enrollments_ws_workflow_created", "workspace_id", "workflow_id", "created_at"),
+        Index("ix_enrollments_ws_mailbox_created", "workspace_id", "mailbox_id", "created_at"),
+        Index("ix_enrollments_ws_rotation_created", "workspace_id", "rotation_id", "created_at"),
+        Index("ix_enrollments_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    callback_id: Mapped[str] = mapped_column(String(128), unique=True)
+    portal_id: Mapped[int] = mapped_column(BigInteger)
+    workflow_id: Mapped[str | None] = mapped_column(String(32))
+    action_definition_id: Mapped[str | None] = mapped_column(String(64))
+    contact_id: Mapped[str] = mapped_column(String(32))
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id", ondelete="SET NULL"))
+    sequence_hubspot_id: Mapped[str] = mapped_column(String(32))
+    sequence_name: Mapped[str] = mapped_column(Text, default="")
+    send_mode: Mapped[str] = mapped_column(String(16), default=SendMode.MAILBOX.value)
+    rotation_id: Mapped[int | None] = mapped_column(ForeignKey("rotations.id", ondelete="SET NULL"))
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    sender_email: Mapped[str | None] = mapped_column(String(254))
+    input_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.QUEUED.value)
+    # enrollment_status output: enrolled, already_enrolled or failed
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    hubspot_enrollment_id: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    sequence = relationship("Sequence", back_populates="enrollments")
+    mailbox = relationship("Mailbox")
+    rotation = relationship("Rotation")

@@ -1,0 +1,65 @@
+"""Sequences synced from HubSpot."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class SequenceState(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DRAFT = "draft"
+    ARCHIVED = "archived"
+    UNKNOWN = "unknown"
+
+
+class Sharing(enum.StrEnum):
+    TEAM = "team"
+    PRIVATE = "private"
+
+
+class Sequence(db.Model):
+    """A HubSpot sequence as last synced.
+
+    ``sender_user_ids`` holds the HubSpot user ids that see the sequence, i.e. who may send it
+    (hubspot-api.md §2 Decision). A sequence HubSpot no longer lists gets ``removed_at`` and leaves
+    every list and dropdown; its enrollments keep pointing at it, so history stays.
+    """
+
+    __tablename__ = "sequences"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "hubspot_id"),
+        Index("ix_sequences_workspace_removed_name", "workspace_id", "removed_at", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    hubspot_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text, default="")
+    owner_hubspot_user_id: Mapped[str | None] = mapped_column(String(32))
+    folder_id: Mapped[str | None] = mapped_column(String(32))
+    hs_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hs_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default=SequenceState.UNKNOWN.value)
+    sharing: Mapped[str] = mapped_column(String(16), default=Sharing.PRIVATE.value)
+    sender_user_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    enrollments = relationship("Enrollment", back_populates="sequence", lazy="dynamic")
+
+    @property
+    def is_removed(self) -> bool:
+        return self.removed_at is not None
+
+    def may_be_sent_by(self, hubspot_user_id: str) -> bool:
+        """True when HubSpot lets this user enroll contacts into the sequence."""
+        return hubspot_user_id in (self.sender_user_ids or [])

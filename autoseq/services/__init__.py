@@ -1,0 +1,1 @@
+"""Domain logic. No Flask request objects here: views and jobs call these."""

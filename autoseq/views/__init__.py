@@ -1,0 +1,100 @@
+"""Blueprints, one per area, and the app-wide handlers."""
+
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from ..extensions import db, htmx, login_manager
+from ..models import HubSpotConnection, Membership, User
+from .helpers import add_workspace_url_defaults
+
+
+def register_views(app: Flask) -> None:
+    from . import analytics, auth, health, hubspot, mailboxes, sequences, workspaces  # noqa: I001 (areas, in sidebar order)
+
+    for module in (auth, health, workspaces, sequences, mailboxes, analytics, hubspot):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(workspaces.ws)
+    for module in _optional_areas():
+        app.register_blueprint(module.bp)
+
+    add_workspace_url_defaults(app)
+    _register_login(app)
+    _register_context(app)
+    _register_errors(app)
+
+
+def _optional_areas():
+    """The HubSpot -> AutoSeq endpoints (signature-verified, CSRF-exempt) live in ``actions``."""
+    try:
+        from . import actions
+    except ImportError:
+        return []
+    return [actions]
+
+
+def _register_login(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _register_context(app: Flask) -> None:
+    @app.context_processor
+    def layout_context():
+        """What base.html needs: the user's workspaces and the current one's HubSpot connection."""
+        if not current_user.is_authenticated:
+            return {}
+        memberships = db.session.scalars(
+            db.select(Membership).filter_by(user_id=current_user.id).order_by(Membership.id)
+        ).all()
+        connection = None
+        if g.get("workspace"):
+            connection = db.session.scalar(
+                db.select(HubSpotConnection).filter_by(workspace_id=g.workspace.id)
+            )
+        return {"memberships": memberships, "connection": connection}
+
+
+def _register_errors(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith(("/hubspot/", "/healthz")) or (
+            request.accept_mimetypes.best == "application/json"
+        )
+
+    def error_page(status: int, title: str, message: str):
+        db.session.rollback()
+        if wants_json():
+            return jsonify(error=title, message=message), status
+        template = "errors/_error.html" if htmx else "errors/error.html"
+        return render_template(template, status=status, title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return error_page(
+            400,
+            "Your form expired",
+            "The page was open too long or came from elsewhere. Go back, reload and try again.",
+        )
+
+    @app.errorhandler(400)
+    def bad_request(error):
+        return error_page(400, "Bad request", getattr(error, "description", "") or "")
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return error_page(404, "Not found", "There is nothing here, or it is not yours to see.")
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        return error_page(405, "Method not allowed", "That address does not take this request.")
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return error_page(500, "Something went wrong", "We have logged it. Try again in a moment.")

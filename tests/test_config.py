@@ -1,0 +1,46 @@
+"""Settings come from the environment, fail fast, and keep secrets out of code."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoseq.config import ConfigError, database_url, load, parse_bool, parse_rate_limit
+
+
+def test_postgres_url_is_rewritten():
+    assert database_url("postgres://u:p@h/db", "/x") == "postgresql+psycopg://u:p@h/db"
+    assert database_url(None, "/inst").endswith("/inst/autoseq.db")
+
+
+def test_secrets_are_required_outside_development(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load(str(tmp_path), {"AUTOSEQ_ENV": "production"})
+    with pytest.raises(ConfigError, match="TOKEN_ENCRYPTION_KEY"):
+        load(str(tmp_path), {"AUTOSEQ_ENV": "production", "SECRET_KEY": "s"})
+
+
+def test_development_secret_is_generated_once_into_instance(tmp_path):
+    first = load(str(tmp_path), {"AUTOSEQ_ENV": "development"})
+    second = load(str(tmp_path), {"AUTOSEQ_ENV": "development"})
+    assert first["SECRET_KEY"] == second["SECRET_KEY"] and len(first["SECRET_KEY"]) == 64
+    assert (tmp_path / "secret_key").exists() and (tmp_path / "token_key").exists()
+    assert first["SESSION_COOKIE_SECURE"] is False
+
+
+def test_production_cookies_are_secure(tmp_path):
+    from cryptography.fernet import Fernet
+
+    env = {"SECRET_KEY": "s", "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    settings = load(str(tmp_path), env)
+    assert settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["SESSION_COOKIE_HTTPONLY"] is True
+
+
+def test_bad_values_fail_fast(tmp_path):
+    with pytest.raises(ConfigError):
+        parse_bool("X", "maybe")
+    with pytest.raises(ConfigError):
+        parse_rate_limit("lots")
+    assert parse_rate_limit("110/10s") == (110, 10.0)
+    with pytest.raises(ConfigError, match="Fernet"):
+        load(str(tmp_path), {"AUTOSEQ_ENV": "development", "TOKEN_ENCRYPTION_KEY": "nope"})

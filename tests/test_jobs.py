@@ -1,0 +1,64 @@
+"""The queue path web -> Redis -> worker -> database, and the periodic schedule."""
+
+from __future__ import annotations
+
+from rq_scheduler import Scheduler
+
+from autoseq.extensions import db
+from autoseq.jobs import QUEUES, enqueue
+from autoseq.jobs.schedule import PERIODIC_JOBS, PeriodicJob, reconcile
+from autoseq.models import Heartbeat
+
+
+def test_worker_round_trip_records_a_heartbeat(run_jobs):
+    job = enqueue("autoseq.jobs.system.record_heartbeat")
+    assert job.timeout == QUEUES["default"].timeout
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "finished", job.exc_info
+    beat = db.session.scalar(db.select(Heartbeat).filter_by(job_id=job.id))
+    assert beat is not None and beat.id == job.return_value()
+
+
+def test_enqueue_defaults_come_from_the_queue_declaration():
+    job = enqueue("autoseq.jobs.system.record_heartbeat", queue="enrollments")
+    spec = QUEUES["enrollments"]
+    assert job.origin == "enrollments"
+    assert job.timeout == spec.timeout and job.result_ttl == spec.result_ttl
+    assert job.failure_ttl == spec.failure_ttl and job.retries_left == spec.retry[0]
+
+
+def test_schedule_reconcile_adds_keeps_changes_and_removes(redis):
+    first = [
+        PeriodicJob("a", "autoseq.jobs.system.record_heartbeat", interval=60),
+        PeriodicJob("b", "autoseq.jobs.system.record_heartbeat", interval=120),
+    ]
+    assert reconcile(redis, first) == {
+        "added": ["a", "b"],
+        "unchanged": [],
+        "changed": [],
+        "removed": [],
+    }
+    second = [
+        PeriodicJob("a", "autoseq.jobs.system.record_heartbeat", interval=60),
+        PeriodicJob("b", "autoseq.jobs.system.record_heartbeat", interval=300),
+        PeriodicJob("c", "autoseq.jobs.system.record_heartbeat", interval=60),
+    ]
+    report = reconcile(redis, second)
+    assert report == {"added": ["c"], "unchanged": ["a"], "changed": ["b"], "removed": []}
+    report = reconcile(redis, second[1:])
+    assert report["removed"] == ["a"]
+    scheduled = {job.id: job for job in Scheduler(connection=redis).get_jobs()}
+    assert set(scheduled) == {"periodic-b", "periodic-c"}
+    assert scheduled["periodic-b"].meta["interval"] == 300
+    assert scheduled["periodic-b"].result_ttl > 300
+
+
+def test_scheduled_job_runs_on_the_worker_and_twice_is_harmless(redis, run_jobs):
+    reconcile(redis, [p for p in PERIODIC_JOBS if p.name == "heartbeat"])
+    scheduler = Scheduler(connection=redis)
+    scheduler.enqueue_jobs()  # what the scheduler process does on its tick
+    run_jobs()
+    scheduler.enqueue_jobs()  # a doubled tick: nothing due yet, nothing runs twice
+    run_jobs()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Heartbeat)) == 1
