@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -50,10 +52,20 @@ def users_create(email: str, name: str, password: str, workspace: str | None) ->
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
-    for name in ("autoseq.jobs.schedule", "autoseq.services.cli_commands"):
+    for name in COMMAND_MODULES:
         try:
-            module = __import__(name, fromlist=["register_cli"])
-        except ImportError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a broken import inside an existing module must be loud
+                raise
             continue
-        if hasattr(module, "register_cli"):
-            module.register_cli(app)
+        module.register_cli(app)
+
+
+# Each area keeps its commands in its own module, with a ``register_cli(app)`` function.
+COMMAND_MODULES = (
+    "autoseq.jobs.schedule",
+    "autoseq.commands.hubspot",
+    "autoseq.commands.sync",
+    "autoseq.commands.demo",
+)

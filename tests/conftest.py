@@ -28,9 +28,10 @@ PASSWORD = "correct horse battery"
 
 
 def _test_redis_url() -> str:
+    """The server at REDIS_URL, database TEST_REDIS_DB (15): flushed, so never a dev database."""
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/15"))
+    return urlunsplit(parts._replace(path="/" + os.environ.get("TEST_REDIS_DB", "15")))
 
 
 def _test_database_url(tmpdir: str) -> str:
