@@ -76,7 +76,7 @@ class SandboxServer:
         self._server.daemon_threads = True
         self.port = self._server.server_port
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="hubspot-sandbox", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="hubspot-sandbox", daemon=True
         )
         self._thread.start()
         return self

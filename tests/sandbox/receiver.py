@@ -19,7 +19,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def _wsgi(self, environ, start_response):
         req = Request(environ)
