@@ -1,4 +1,4 @@
-"""Browser journeys: the app served over real HTTP, driven by Debian's Chromium through Playwright."""
+"""Browser journeys: the app over real HTTP, driven by Debian's Chromium through Playwright."""
 
 from __future__ import annotations
 
