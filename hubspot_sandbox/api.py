@@ -189,7 +189,9 @@ def portal_route(scope: str | None):
         def wrapper(*args, **kwargs):
             token = authenticate()
             state = sandbox().state
-            portal = state.portals[token.portal_id]
+            portal = state.portals.get(token.portal_id)
+            if portal is None:
+                raise ApiError(401, "The portal of this token is gone.", "INVALID_AUTHENTICATION")
             g.portal = portal
             with state.lock:
                 portal.stats_requests += 1
