@@ -25,7 +25,8 @@ class _QuietHandler(WSGIRequestHandler):
 class SandboxServer:
     """A running sandbox: ``SandboxServer(state).start()``, ``.url``, ``.stop()``.
 
-    Also a context manager. ``port=0`` picks a free port.
+    Also a context manager. ``port=0`` picks a free port. Without a ``state`` the sandbox
+    is seeded with the demo portal (pass ``SandboxState()`` for an empty one).
     """
 
     def __init__(
@@ -36,7 +37,10 @@ class SandboxServer:
         runner_settings: RunnerSettings | None = None,
         quiet: bool = True,
     ):
-        self.state = state if state is not None else SandboxState()
+        if state is None:
+            state = SandboxState()
+            state.seed_demo()
+        self.state = state
         self.host = host
         self.port = port
         self.app = create_app(self.state, runner_settings=runner_settings)
