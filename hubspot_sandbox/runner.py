@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import requests
 
 from .signing import signed_headers
-from .state import Callback, SandboxState, parse_duration
+from .state import Callback, SandboxState, iso, parse_duration
 
 MAX_BODY_RECORDED = 2000
 
@@ -157,6 +157,7 @@ class WorkflowRunner:
     def _deliver(self, cb: Callback, url: str, payload: dict) -> None:
         """Deliver one execution until it settles or attempts run out."""
         body = json.dumps(payload, separators=(",", ":"))
+        url = _as_sent(url)
         s = self.settings
         for attempt in range(1, max(1, s.max_attempts) + 1):
             if self._stopping.is_set():
@@ -178,7 +179,7 @@ class WorkflowRunner:
                 self._record(
                     cb,
                     attempt=attempt,
-                    at=started,
+                    at=iso(started),
                     statusCode=None,
                     error=f"{type(exc).__name__}: {exc}"[:MAX_BODY_RECORDED],
                     elapsedMs=int((time.time() - started) * 1000),
@@ -189,7 +190,7 @@ class WorkflowRunner:
                 self._record(
                     cb,
                     attempt=attempt,
-                    at=started,
+                    at=iso(started),
                     statusCode=resp.status_code,
                     body=text,
                     elapsedMs=int((time.time() - started) * 1000),
@@ -285,6 +286,7 @@ class WorkflowRunner:
             "fetchOptions": fetch,
         }
         body = json.dumps(payload, separators=(",", ":"))
+        url = _as_sent(url)
         headers = signed_headers(self.state.app.client_secret, "POST", url, body)
         s = self.settings
         try:
@@ -311,3 +313,11 @@ def _retry_after(resp: requests.Response, default: float) -> float:
         return max(0.0, float(raw))
     except ValueError:
         return default
+
+
+def _as_sent(url: str) -> str:
+    """The URL exactly as requests will send it (what HubSpot signs is what it calls)."""
+    try:
+        return requests.Request("POST", url).prepare().url or url
+    except requests.RequestException:
+        return url
