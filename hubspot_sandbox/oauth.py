@@ -237,3 +237,57 @@ def uninstall():
     rec = authenticate()
     sandbox().state.revoke_portal(rec.portal_id)
     return "", 204
+
+
+@bp.route("/oauth/2026-03/token/introspect", methods=["POST"])
+def introspect():
+    """RFC 7662-style introspection of an access or refresh token (client-authenticated)."""
+    state = sandbox().state
+    form = request.form
+    if form.get("client_id") != state.app.client_id:
+        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
+    if form.get("client_secret") != state.app.client_secret:
+        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    text = form.get("token") or ""
+    with state.lock:
+        access = state.access_tokens.get(text)
+        refresh = state.refresh_tokens.get(text)
+        rec = access or refresh
+        active = rec is not None and not rec.revoked and rec.portal_id in state.portals
+        if access is not None and time.time() >= access.expires_at:
+            active = False
+        if not active:
+            return jsonify({"active": False})
+        body = {
+            "active": True,
+            "client_id": state.app.client_id,
+            "hub_id": rec.portal_id,
+            "scope": " ".join(rec.scopes),
+            "user_id": rec.user_id,
+            "token_type": "access_token" if access else "refresh_token",
+        }
+        if access is not None:
+            body["exp"] = int(access.expires_at)
+        return jsonify(body)
+
+
+@bp.route("/oauth/2026-03/token/revoke", methods=["POST"])
+def revoke_2026():
+    """Revoke a refresh token (and its access tokens) or one access token (200)."""
+    state = sandbox().state
+    form = request.form
+    if form.get("client_id") != state.app.client_id:
+        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
+    if form.get("client_secret") != state.app.client_secret:
+        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    text = form.get("token") or ""
+    with state.lock:
+        refresh = state.refresh_tokens.get(text)
+        if refresh is not None:
+            refresh.revoked = True
+            for access in state.access_tokens.values():
+                if access.refresh_token == text:
+                    access.revoked = True
+        elif text in state.access_tokens:
+            state.access_tokens[text].revoked = True
+    return "", 200

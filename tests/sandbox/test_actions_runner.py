@@ -229,6 +229,8 @@ def test_block_then_completion(demo, demo_token, portal):
         listed = demo.admin("GET", f"/portals/{portal.id}/callbacks").json()["results"]
         by_id = {c["callbackId"]: c for c in listed}
         assert by_id[third]["completion"]["outputFields"]["reason"] == "X"
+        page = demo.http.get(f"{demo.url}/_sandbox/", params={"portal": portal.id})
+        assert page.status_code == 200 and first in page.text and "completed" in page.text
 
 
 def test_callback_completion_errors(demo, demo_token, portal):

@@ -176,3 +176,21 @@ def test_uninstall_revokes_all_portal_tokens(demo):
     for tok in (a, b):
         assert demo.api("GET", "/crm/v3/owners", tok["access_token"]).status_code == 401
         assert demo.refresh(tok["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_2026_introspect_and_revoke(demo, portal):
+    tok = demo.token()
+    creds = {"client_id": demo.app.client_id, "client_secret": demo.app.client_secret}
+    info = demo.http.post(
+        f"{demo.url}/oauth/2026-03/token/introspect", data={**creds, "token": tok["access_token"]}
+    ).json()
+    assert info["active"] is True and info["hub_id"] == portal.id
+    resp = demo.http.post(
+        f"{demo.url}/oauth/2026-03/token/revoke", data={**creds, "token": tok["refresh_token"]}
+    )
+    assert resp.status_code == 200
+    info = demo.http.post(
+        f"{demo.url}/oauth/2026-03/token/introspect", data={**creds, "token": tok["access_token"]}
+    ).json()
+    assert info == {"active": False}
+    assert demo.refresh(tok["refresh_token"]).json()["error"] == "invalid_grant"
