@@ -102,20 +102,24 @@ def create_portal():
     state = sandbox().state
     pid = _int(data, "id", minimum=1)
     domain = _str(data, "domain")
-    try:
-        with state.lock:
-            if pid is not None and pid in state.portals:
-                raise validation_error(f"portal {pid} already exists", "id")
-            payload = dict(data)
-            payload["id"] = pid
-            payload["domain"] = domain
-            # reuse the seed loader without touching the remembered seed spec
-            spec = state.seed_spec
+    with state.lock:
+        if pid is not None and pid in state.portals:
+            raise validation_error(f"portal {pid} already exists", "id")
+        payload = dict(data)
+        payload["id"] = pid
+        payload["domain"] = domain
+        # reuse the seed loader without touching the remembered seed spec
+        spec = state.seed_spec
+        before = set(state.portals)
+        try:
             portal = state.load_seed({"portals": [payload]})[0]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            for new_id in set(state.portals) - before:
+                del state.portals[new_id]
+            raise validation_error(f"invalid portal: {exc!r}") from None
+        finally:
             state.seed_spec = spec
-            return jsonify(_portal_detail(portal)), 201
-    except (KeyError, ValueError, TypeError) as exc:
-        raise validation_error(f"invalid portal: {exc}") from None
+        return jsonify(_portal_detail(portal)), 201
 
 
 def _portal_detail(portal: Portal) -> dict:

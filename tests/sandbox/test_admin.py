@@ -56,7 +56,10 @@ def test_create_portal(demo):
     seqs = demo.api("GET", "/automation/v4/sequences", tok, params={"userId": uid}).json()
     assert [s["name"] for s in seqs["results"]] == ["Acme Seq"]
     assert demo.admin("POST", "/portals", json={"id": body["id"]}).status_code == 400
+    before = len(demo.admin("GET", "/portals").json()["results"])
     assert demo.admin("POST", "/portals", json={"users": [{"nope": 1}]}).status_code == 400
+    assert demo.admin("POST", "/portals", json={"sequences": [{"name": "x"}]}).status_code == 400
+    assert len(demo.admin("GET", "/portals").json()["results"]) == before
 
 
 def test_sequence_admin_changes_show_in_api(demo, demo_token, portal):
