@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def token_for(server: SandboxServer) -> str:
