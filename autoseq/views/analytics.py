@@ -1,14 +1,73 @@
-"""The Analytics area: what every enrollment did."""
+"""The Analytics area: what every enrollment did, by sequence, workflow, sender and day."""
 
 from __future__ import annotations
 
-from flask import render_template
+from datetime import datetime
 
-from .helpers import workspace_blueprint
+from flask import Response, current_app, g, request, stream_with_context
+
+from ..services import analytics
+from .helpers import render_fragment_or_page, workspace_blueprint
 
 bp = workspace_blueprint("analytics", __name__, "/analytics")
 
 
+def _common(filters: analytics.Filters) -> dict:
+    return {
+        "filters": filters,
+        "choices": analytics.filter_choices(g.workspace.id),
+        "statuses": analytics.STATUSES,
+        "hubspot_app_base": current_app.config.get("HUBSPOT_APP_BASE", "https://app.hubspot.com"),
+    }
+
+
 @bp.route("/")
 def analytics_show():
-    return render_template("analytics/show.html")
+    """Headline figures, a chart per day and breakdowns for the filtered period."""
+    filters = analytics.Filters.parse(request.args, g.workspace)
+    report = analytics.report(filters)
+    return render_fragment_or_page(
+        "analytics/show.html",
+        "analytics/_results.html",
+        report=report,
+        chart=analytics.chart(report.days) if report else None,
+        **_common(filters),
+    )
+
+
+@bp.route("/log")
+def analytics_log():
+    """Every enrollment matching the filters, newest first, keyset-paged."""
+    filters = analytics.Filters.parse(request.args, g.workspace)
+    page = analytics.log_page(
+        filters, after=request.args.get("after"), before=request.args.get("before")
+    )
+    mailboxes, rotations = analytics.sender_names(g.workspace.id, page.rows)
+    return render_fragment_or_page(
+        "analytics/log.html",
+        "analytics/_log.html",
+        log=page,
+        mailboxes=mailboxes,
+        rotations=rotations,
+        **_common(filters),
+    )
+
+
+@bp.route("/export.csv")
+def analytics_export():
+    """The filtered log as a CSV download, streamed row chunk by row chunk."""
+    filters = analytics.Filters.parse(request.args, g.workspace)
+    if not filters.ok:
+        message = "; ".join(f"{k}: {v}" for k, v in filters.errors.items())
+        return Response(f"Fix the filters first. {message}\n", status=400, mimetype="text/plain")
+    stamp = datetime.now(filters.tz).strftime("%Y%m%d-%H%M")
+    filename = f"autoseq-enrollments-{g.workspace.id}-{stamp}.csv"
+    return Response(
+        stream_with_context(analytics.export_rows(filters)),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        },
+    )

@@ -1,0 +1,309 @@
+"""``flask demo-data``: fill a workspace with realistic enrollments to look at (and to benchmark).
+
+Sequences, HubSpot users, mailboxes and rotations are created when the workspace has too few;
+enrollments are written with bulk INSERTs in chunks, fast enough for a million rows.
+"""
+
+from __future__ import annotations
+
+import random
+import time as clock
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask import Flask
+from sqlalchemy import func, insert, select
+
+from ..extensions import db
+from ..models import (
+    Enrollment,
+    HubSpotConnection,
+    HubSpotUser,
+    Mailbox,
+    Rotation,
+    RotationMember,
+    Sequence,
+    SequenceState,
+    Sharing,
+    Workspace,
+)
+
+SEQUENCE_NAMES = (
+    "[INBOUND] Demo Request - 3 Day",
+    "Inbound Demo Request - 5 Day Nurture",
+    "Cold Outbound - SaaS Companies",
+    "Event Follow-up - Q4 2025",
+    "Product Demo Follow-up",
+    "[OUTBOUND] Fintech CFOs",
+    "[NURTURE] Quarterly Check-in",
+    "[EVENT] SaaStr Booth Leads",
+    "SaaS Outreach Sequence",
+    "E-commerce Outreach Sequence",
+    "[INBOUND] Pricing Page Visitors",
+    "[OUTBOUND] Series B Founders",
+)
+PREFIXES = ("[INBOUND]", "[OUTBOUND]", "[NURTURE]", "[EVENT]")
+TOPICS = (
+    "Demo Request",
+    "Trial Signup",
+    "Webinar Attendees",
+    "Pricing Page Visitors",
+    "Healthcare IT",
+    "Retail Ops",
+    "Churned Customers",
+    "Partner Referrals",
+    "Conference Leads",
+    "Enterprise Upsell",
+)
+FIRST_NAMES = ("alex", "sam", "jordan", "maria", "li", "priya", "tom", "nina", "omar", "eva")
+# (code, readable reason, weight): HubSpot's refusals and ours, roughly as often as seen.
+FAILURES = (
+    ("ALREADY_ENROLLED", "The contact is already enrolled in a sequence.", 30),
+    ("UNSUBSCRIBED", "The contact unsubscribed from sales email.", 18),
+    ("BOUNCED", "A previous email to this contact bounced.", 12),
+    ("PERMISSION_DENIED", "The sender may not use this sequence (it is private to its owner).", 14),
+    ("NO_CONNECTED_INBOX", "The sender has no connected inbox in HubSpot.", 8),
+    ("SEND_LIMIT_EXCEEDED", "The sender reached HubSpot's daily sequence enrollment limit.", 10),
+    ("SEQUENCE_NOT_FOUND", "The sequence was deleted in HubSpot.", 8),
+)
+
+
+@dataclass
+class DemoResult:
+    workspace_id: int
+    inserted: int
+    seconds: float
+
+
+def _ensure_sequences(workspace: Workspace, wanted: int, removed: int, rng: random.Random):
+    have = db.session.scalars(select(Sequence).where(Sequence.workspace_id == workspace.id)).all()
+    now = datetime.now(UTC)
+    names = list(SEQUENCE_NAMES)
+    n = len(have)
+    while len(have) < wanted:
+        name = (
+            names[n]
+            if n < len(names)
+            else f"{rng.choice(PREFIXES)} {rng.choice(TOPICS)} - {rng.choice((3, 5, 7, 10))} Day"
+            + (f" #{n}" if n >= 40 else "")
+        )
+        seq = Sequence(
+            workspace_id=workspace.id,
+            hubspot_id=str(90_000_000 + workspace.id * 10_000 + n),
+            name=name,
+            state=rng.choice(
+                [SequenceState.ACTIVE.value] * 6
+                + [SequenceState.PAUSED.value, SequenceState.DRAFT.value]
+            ),
+            sharing=rng.choice([Sharing.TEAM.value] * 3 + [Sharing.PRIVATE.value]),
+            hs_created_at=now - timedelta(days=rng.randint(100, 700)),
+            last_synced_at=now,
+        )
+        db.session.add(seq)
+        have.append(seq)
+        n += 1
+    to_remove = removed - sum(1 for s in have if s.removed_at)
+    if to_remove > 0:
+        for seq in [s for s in have if not s.removed_at][-to_remove:]:
+            seq.removed_at = now - timedelta(days=rng.randint(1, 20))
+    db.session.flush()
+    return have
+
+
+def _ensure_mailboxes(workspace: Workspace, wanted: int, rng: random.Random):
+    have = db.session.scalars(select(Mailbox).where(Mailbox.workspace_id == workspace.id)).all()
+    n = len(have)
+    while len(have) < wanted:
+        first = FIRST_NAMES[n % len(FIRST_NAMES)]
+        email = f"{first}{'' if n < len(FIRST_NAMES) else n}@demo-sales.example"
+        user = HubSpotUser(
+            workspace_id=workspace.id,
+            hubspot_user_id=str(7_000_000 + workspace.id * 1000 + n),
+            owner_id=str(8_000_000 + workspace.id * 1000 + n),
+            email=email,
+            first_name=first.capitalize(),
+            last_name="Demo",
+            has_seat=True,
+        )
+        db.session.add(user)
+        db.session.flush()
+        box = Mailbox(
+            workspace_id=workspace.id, hubspot_user_id=user.id, email=email, is_default=True
+        )
+        db.session.add(box)
+        have.append(box)
+        n += 1
+    db.session.flush()
+    return have
+
+
+def _ensure_rotations(workspace: Workspace, mailboxes, rng: random.Random):
+    have = db.session.scalars(select(Rotation).where(Rotation.workspace_id == workspace.id)).all()
+    for name in ("SDR team round robin", "AE pod West", "Weekend coverage")[len(have) :]:
+        rotation = Rotation(workspace_id=workspace.id, name=name)
+        members = rng.sample(mailboxes, k=min(len(mailboxes), rng.randint(2, 5)))
+        rotation.members = [
+            RotationMember(mailbox_id=m.id, weight=rng.randint(1, 3), position=i)
+            for i, m in enumerate(members)
+        ]
+        db.session.add(rotation)
+        have.append(rotation)
+    db.session.flush()
+    return have
+
+
+def generate(
+    workspace_id: int,
+    *,
+    days: int = 90,
+    count: int = 20_000,
+    sequences: int = 12,
+    removed_sequences: int = 2,
+    workflows: int = 10,
+    mailboxes: int = 8,
+    chunk: int = 10_000,
+    seed: int | None = None,
+    now: datetime | None = None,
+    progress=None,
+) -> DemoResult:
+    """Insert ``count`` enrollments spread over the last ``days`` days into the workspace.
+
+    Busier on weekdays and office hours; about 85% succeed, 12% fail with HubSpot's reasons and
+    the most recent few are still queued. Commits each chunk.
+    """
+    started = clock.perf_counter()
+    rng = random.Random(seed)
+    workspace = db.session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise LookupError(f"no workspace {workspace_id}")
+    connection = db.session.scalar(
+        select(HubSpotConnection).where(HubSpotConnection.workspace_id == workspace_id)
+    )
+    portal_id = connection.portal_id if connection else 40_000_000 + workspace_id
+    seqs = _ensure_sequences(workspace, sequences, removed_sequences, rng)
+    boxes = _ensure_mailboxes(workspace, mailboxes, rng)
+    rotations = _ensure_rotations(workspace, boxes, rng)
+    rotation_members = {r.id: [m.mailbox_id for m in r.members] for r in rotations}
+    box_email = {b.id: b.email for b in boxes}
+    db.session.commit()
+
+    workflow_ids = [str(rng.randint(10_000_000, 99_999_999)) for _ in range(workflows)]
+    # A few popular sequences and workflows, a long tail of others.
+    seq_weights = [1 / (i + 1) ** 0.8 for i in range(len(seqs))]
+    wf_weights = [1 / (i + 1) ** 0.7 for i in range(len(workflow_ids))]
+    seq_info = [(s.id, s.hubspot_id, s.name, s.removed_at) for s in seqs]
+    fail_codes = [f[:2] for f in FAILURES]
+    fail_weights = [f[2] for f in FAILURES]
+    now = now or datetime.now(UTC)
+    begin = now - timedelta(days=days)
+    span = (now - begin).total_seconds()
+    batch_tag = uuid.uuid4().hex[:10]
+    rotation_ids = [r.id for r in rotations]
+    box_ids = [b.id for b in boxes]
+
+    inserted = 0
+    while inserted < count:
+        rows = []
+        for i in range(inserted, min(inserted + chunk, count)):
+            # Rejection-sample timestamps: fewer at night and on weekends.
+            while True:
+                created = begin + timedelta(seconds=rng.random() * span)
+                weight = (0.35 if created.weekday() >= 5 else 1.0) * (
+                    1.0 if 13 <= created.hour <= 22 else 0.3
+                )
+                if rng.random() < weight:
+                    break
+            seq_id, seq_hs_id, seq_name, seq_removed = rng.choices(seq_info, seq_weights)[0]
+            if rng.random() < 0.3 and rotation_ids:
+                rotation_id = rng.choice(rotation_ids)
+                mailbox_id = rng.choice(rotation_members[rotation_id] or box_ids)
+                mode = "rotation"
+            else:
+                rotation_id, mailbox_id, mode = None, rng.choice(box_ids), "mailbox"
+            roll = rng.random()
+            code = reason = None
+            outcome = "enrolled"
+            status = "enrolled"
+            finished = created + timedelta(seconds=rng.uniform(0.5, 40))
+            attempts = 1
+            if seq_removed is not None and created > seq_removed:
+                status, outcome = "failed", "failed"
+                code, reason = FAILURES[-1][:2]
+            elif (now - created) < timedelta(minutes=20) and roll < 0.5:
+                status, outcome, finished, attempts = "queued", None, None, 0
+            elif roll < 0.12:
+                code, reason = rng.choices(fail_codes, fail_weights)[0]
+                status = "failed"
+                outcome = "already_enrolled" if code == "ALREADY_ENROLLED" else "failed"
+                attempts = rng.choice((1, 1, 1, 2, 3))
+            rows.append(
+                {
+                    "workspace_id": workspace_id,
+                    "callback_id": f"demo-{batch_tag}-{i}",
+                    "portal_id": portal_id,
+                    "workflow_id": rng.choices(workflow_ids, wf_weights)[0],
+                    "contact_id": str(rng.randint(1_000, 99_999_999)),
+                    "sequence_id": seq_id,
+                    "sequence_hubspot_id": seq_hs_id,
+                    "sequence_name": seq_name,
+                    "send_mode": mode,
+                    "rotation_id": rotation_id,
+                    "mailbox_id": mailbox_id,
+                    "sender_email": box_email.get(mailbox_id),
+                    "input_fields": {},
+                    "status": status,
+                    "outcome": outcome,
+                    "failure_code": code,
+                    "failure_reason": reason,
+                    "attempts": attempts,
+                    "created_at": created,
+                    "updated_at": finished or created,
+                    "finished_at": finished,
+                }
+            )
+        db.session.execute(insert(Enrollment), rows)
+        db.session.commit()
+        inserted += len(rows)
+        if progress:
+            progress(inserted)
+    return DemoResult(workspace_id, inserted, clock.perf_counter() - started)
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("demo-data")
+    @click.option("--workspace", "workspace_id", type=int, default=None, help="Workspace id.")
+    @click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True)
+    @click.option("--count", type=click.IntRange(1, 50_000_000), default=20_000, show_default=True)
+    @click.option("--sequences", type=click.IntRange(1, 10_000), default=12, show_default=True)
+    @click.option("--workflows", type=click.IntRange(1, 10_000), default=10, show_default=True)
+    @click.option("--mailboxes", type=click.IntRange(1, 1_000), default=8, show_default=True)
+    @click.option("--seed", type=int, default=None, help="Repeatable data.")
+    def demo_data(workspace_id, days, count, sequences, workflows, mailboxes, seed):
+        """Fill a workspace with realistic enrollments over the last DAYS days."""
+        if workspace_id is None:
+            workspace_id = db.session.scalar(select(func.min(Workspace.id)))
+            if workspace_id is None:
+                raise click.ClickException(
+                    "no workspace yet: create one first (flask users create)"
+                )
+        if db.session.get(Workspace, workspace_id) is None:
+            raise click.ClickException(f"no workspace with id {workspace_id}")
+        result = generate(
+            workspace_id,
+            days=days,
+            count=count,
+            sequences=sequences,
+            removed_sequences=max(1, sequences // 6),
+            workflows=workflows,
+            mailboxes=mailboxes,
+            seed=seed,
+            progress=lambda n: (
+                click.echo(f"  {n:,} / {count:,}", err=True) if n % 100_000 == 0 else None
+            ),
+        )
+        click.echo(
+            f"Inserted {result.inserted:,} enrollments into workspace {workspace_id} "
+            f"over {days} days in {result.seconds:.1f} s"
+        )
