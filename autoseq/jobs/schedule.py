@@ -45,6 +45,13 @@ class PeriodicJob:
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("heartbeat", "autoseq.jobs.system.record_heartbeat", interval=10 * 60),
+    PeriodicJob(
+        "requeue-stuck-enrollments",
+        "autoseq.jobs.enrollments.requeue_stuck_enrollments",
+        interval=5 * 60,
+        queue="enrollments",
+    ),
+    PeriodicJob("sync-tick", "autoseq.jobs.sync.sync_due_workspaces", interval=3600),
 ]
 
 

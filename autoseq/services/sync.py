@@ -1,0 +1,795 @@
+"""Sequence sync: keep a true copy of a HubSpot portal's users, mailboxes and sequences.
+
+A sync has two phases. The *fetch* phase only talks to HubSpot and builds plain dicts (users,
+then every sequence each user sees); the *write* phase turns them into rows in one transaction,
+with bulk statements: one SELECT of the workspace's rows, then chunked executemany INSERTs and
+UPDATEs of what changed. Nothing is written when HubSpot fails half-way, so a partial listing
+can never mark sequences removed.
+
+One sync at a time per workspace: :func:`request_sync` creates a queued :class:`SyncRun` (or
+returns the queued/running one) under a short Redis lock, and the job itself holds a per-workspace
+Redis lock while it runs, so a duplicate never runs in parallel.
+
+The pure functions (``map_state``, ``parse_timestamp``, ``clean_name``, ``merge_users``,
+``merge_sequences``, ``plan_sequence_changes``) take and return plain data and are tested alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import insert, update
+
+from ..extensions import db
+from ..jobs import enqueue, redis_connection
+from ..models import (
+    ConnectionStatus,
+    HubSpotConnection,
+    HubSpotUser,
+    Mailbox,
+    MailboxKind,
+    Sequence,
+    SequenceState,
+    Sharing,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+)
+from ..models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+SYNC_JOB = "autoseq.jobs.sync.sync_workspace"
+SYNC_INTERVAL = timedelta(hours=24)
+CHUNK = 1000  # rows per executemany statement
+ID_MAX = 32  # String(32) columns: longer ids are not HubSpot ids
+RUN_LOCK_TTL = 35 * 60  # longer than the sync queue's 30-minute job timeout
+REQUEST_LOCK_TTL = 10
+STALE_AFTER = timedelta(hours=1)  # a queued/running run this old without a live job is dead
+ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
+
+
+class SyncAborted(Exception):
+    """The sync cannot go on; ``reason`` is shown to the user. Not retried."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions: HubSpot payloads -> plain records
+# --------------------------------------------------------------------------------------------
+
+_STATE_WORDS = {
+    "active": SequenceState.ACTIVE,
+    "enabled": SequenceState.ACTIVE,
+    "live": SequenceState.ACTIVE,
+    "published": SequenceState.ACTIVE,
+    "on": SequenceState.ACTIVE,
+    "running": SequenceState.ACTIVE,
+    "paused": SequenceState.PAUSED,
+    "inactive": SequenceState.PAUSED,
+    "disabled": SequenceState.PAUSED,
+    "off": SequenceState.PAUSED,
+    "stopped": SequenceState.PAUSED,
+    "draft": SequenceState.DRAFT,
+    "unpublished": SequenceState.DRAFT,
+    "archived": SequenceState.ARCHIVED,
+    "deleted": SequenceState.ARCHIVED,
+}
+
+
+def map_state(item: Mapping) -> str:
+    """The state HubSpot gives a sequence, if it gives one; else ``unknown`` (never invented).
+
+    Tolerant reader: ``state``/``status``/``sequenceState`` words, then ``archived``/``isArchived``,
+    ``paused``/``isPaused``, ``draft``/``isDraft``, ``active``/``isActive``/``enabled`` booleans.
+    """
+    for key in ("state", "status", "sequenceState", "sequenceStatus"):
+        value = item.get(key)
+        if isinstance(value, str):
+            mapped = _STATE_WORDS.get(value.strip().lower())
+            if mapped:
+                return mapped.value
+    flags = (
+        (("archived", "isArchived"), SequenceState.ARCHIVED, True),
+        (("paused", "isPaused"), SequenceState.PAUSED, True),
+        (("draft", "isDraft"), SequenceState.DRAFT, True),
+        (("active", "isActive", "enabled", "isEnabled"), SequenceState.ACTIVE, True),
+        (("active", "isActive", "enabled", "isEnabled"), SequenceState.PAUSED, False),
+    )
+    for keys, state, wanted in flags:
+        for key in keys:
+            if item.get(key) is wanted:
+                return state.value
+    if item.get("archivedAt"):
+        return SequenceState.ARCHIVED.value
+    return SequenceState.UNKNOWN.value
+
+
+def parse_timestamp(value) -> datetime | None:
+    """An ISO 8601 string (``Z`` or offset) or epoch milliseconds as an aware UTC datetime."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        if not isinstance(value, str) or not value.strip():
+            return None
+        text = value.strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if not 1970 <= parsed.year <= 9999:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def clean_name(value) -> str:
+    """A sequence name as text: never None, no NUL bytes (PostgreSQL refuses them)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    return value.replace("\x00", "")
+
+
+def _clean_id(value) -> str | None:
+    """An id as a short string, or None when it is missing or cannot be a HubSpot id."""
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    text = str(value).strip()
+    if not text or len(text) > ID_MAX:
+        return None
+    return text
+
+
+def _short(value, limit: int) -> str:
+    if not isinstance(value, str):
+        return "" if value is None else str(value)[:limit]
+    return value.replace("\x00", "")[:limit]
+
+
+@dataclass
+class UserListing:
+    """The portal's people as HubSpot lists them (the fetch phase's first output)."""
+
+    users: list = field(default_factory=list)  # /settings/v3/users items (active users)
+    owners: list = field(default_factory=list)  # /crm/v3/owners items
+    archived_owners: list = field(default_factory=list)  # /crm/v3/owners?archived=true
+
+
+def merge_users(listing: UserListing) -> tuple[dict[str, dict], int]:
+    """Merge users and owners into records keyed by HubSpot user id; returns (records, skipped).
+
+    Users listed by /settings/v3/users are active; archived owners' users are inactive. The owner
+    id is joined through ``owner.userId``. A missing ``seatNames`` (older API) counts as a seat:
+    HubSpot still refuses an enrollment by a user without one, and we must not hide sequences.
+    """
+    records: dict[str, dict] = {}
+    skipped = 0
+    for item in listing.users:
+        uid = _clean_id(item.get("id")) if isinstance(item, Mapping) else None
+        email = item.get("email") if uid else None
+        if not uid or not isinstance(email, str) or "@" not in email:
+            skipped += 1
+            continue
+        seats = item.get("seatNames")
+        records[uid] = {
+            "hubspot_user_id": uid,
+            "owner_id": None,
+            "email": _short(email.strip(), 254),
+            "first_name": _short(item.get("firstName") or "", 120),
+            "last_name": _short(item.get("lastName") or "", 120),
+            "active": True,
+            "has_seat": bool(seats) if isinstance(seats, list) else seats is None,
+            "super_admin": item.get("superAdmin") is True,
+        }
+    for archived, items in ((False, listing.owners), (True, listing.archived_owners)):
+        for owner in items:
+            if not isinstance(owner, Mapping):
+                skipped += 1
+                continue
+            uid = _clean_id(owner.get("userId"))
+            oid = _clean_id(owner.get("id"))
+            if not uid or not oid:
+                continue  # queues and teams have no user: not an error
+            is_archived = archived or owner.get("archived") is True
+            record = records.get(uid)
+            if record is not None:
+                if not is_archived or record["owner_id"] is None:
+                    record["owner_id"] = oid
+                continue
+            email = owner.get("email")
+            if not is_archived or not isinstance(email, str) or "@" not in email:
+                continue  # an active owner whose user is not listed: not ours to invent
+            records[uid] = {
+                "hubspot_user_id": uid,
+                "owner_id": oid,
+                "email": _short(email.strip(), 254),
+                "first_name": _short(owner.get("firstName") or "", 120),
+                "last_name": _short(owner.get("lastName") or "", 120),
+                "active": False,
+                "has_seat": False,
+                "super_admin": False,
+            }
+    return records, skipped
+
+
+class SequenceMerger:
+    """Fold per-user sequence listings into one record per sequence, as they stream in.
+
+    ``add(user_id, item)`` is called for every item of every user's listing; ``records()`` gives
+    the merged result. A sequence seen by a user other than its owner is a team sequence; the
+    users who see it (and may send: ``sender_ids``) are its senders.
+    """
+
+    def __init__(self, sender_ids: Iterable[str] = ()):
+        self.sender_ids = set(sender_ids)
+        self.items: dict[str, Mapping] = {}
+        self.seen_by: dict[str, set[str]] = {}
+        self.skipped = 0
+        self.seen = 0
+
+    def add(self, user_id: str, item) -> None:
+        self.seen += 1
+        sid = _clean_id(item.get("id")) if isinstance(item, Mapping) else None
+        if sid is None:
+            self.skipped += 1
+            log.warning("sync: skipped a sequence without a usable id: %.200r", item)
+            return
+        viewers = self.seen_by.get(sid)
+        if viewers is None:
+            self.items[sid] = item
+            self.seen_by[sid] = {user_id}
+        else:
+            viewers.add(user_id)
+
+    def records(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for sid, item in self.items.items():
+            try:
+                out[sid] = self._record(sid, item, self.seen_by[sid])
+            except Exception:  # one odd record never fails the sync
+                self.skipped += 1
+                log.warning("sync: skipped sequence %s with unreadable fields", sid, exc_info=True)
+        return out
+
+    def _record(self, sid: str, item: Mapping, viewers: set[str]) -> dict:
+        owner = _clean_id(item.get("userId"))
+        others = viewers - {owner} if owner else viewers
+        # With no owner given, being seen by two users still proves it is shared.
+        shared = bool(others) if owner else len(viewers) > 1
+        return {
+            "hubspot_id": sid,
+            "name": clean_name(item.get("name")),
+            "owner_hubspot_user_id": owner,
+            "folder_id": _clean_id(item.get("folderId")),
+            "hs_created_at": parse_timestamp(item.get("createdAt")),
+            "hs_updated_at": parse_timestamp(item.get("updatedAt")),
+            "state": map_state(item),
+            "sharing": (Sharing.TEAM if shared else Sharing.PRIVATE).value,
+            "sender_user_ids": sorted(v for v in viewers if v in self.sender_ids),
+        }
+
+
+def merge_sequences(
+    listings: Mapping[str, Iterable], sender_ids: Iterable[str] | None = None
+) -> tuple[dict[str, dict], int]:
+    """Merge ``{user_id: [sequence items]}`` into ``({hubspot_id: record}, skipped)``."""
+    merger = SequenceMerger(listings.keys() if sender_ids is None else sender_ids)
+    for user_id, items in listings.items():
+        for item in items:
+            merger.add(str(user_id), item)
+    return merger.records(), merger.skipped
+
+
+SEQUENCE_FIELDS = (
+    "name",
+    "owner_hubspot_user_id",
+    "folder_id",
+    "hs_created_at",
+    "hs_updated_at",
+    "state",
+    "sharing",
+    "sender_user_ids",
+)
+
+
+@dataclass
+class SequencePlan:
+    inserts: list[dict]
+    updates: list[dict]  # each with "id" and only the changed columns (+ removed_at cleared)
+    removals: list[int]  # row ids to mark removed
+    kept: int
+
+
+def plan_sequence_changes(
+    existing: Mapping[str, Mapping],
+    incoming: Mapping[str, Mapping],
+    keep_owners: Iterable[str] = (),
+) -> SequencePlan:
+    """Compare rows (``{hubspot_id: row}``, rows with ``id`` and ``removed_at``) with records.
+
+    New ids are inserted; changed ones updated (a removed one that reappears gets ``removed_at``
+    cleared); rows HubSpot no longer lists are removed, except those owned by ``keep_owners``
+    (users whose listing could not be read this time).
+    """
+    keep = set(keep_owners)
+    inserts, updates, removals = [], [], []
+    kept = 0
+    for sid, record in incoming.items():
+        row = existing.get(sid)
+        if row is None:
+            inserts.append(dict(record))
+            continue
+        changes = {
+            name: record[name] for name in SEQUENCE_FIELDS if _differs(row.get(name), record[name])
+        }
+        if row.get("removed_at") is not None:
+            changes["removed_at"] = None
+        if changes:
+            changes["id"] = row["id"]
+            updates.append(changes)
+        else:
+            kept += 1
+    for sid, row in existing.items():
+        if sid in incoming or row.get("removed_at") is not None:
+            continue
+        if row.get("owner_hubspot_user_id") in keep:
+            continue
+        removals.append(row["id"])
+    return SequencePlan(inserts, updates, removals, kept)
+
+
+def _differs(old, new) -> bool:
+    if isinstance(old, datetime) and isinstance(new, datetime):
+        return abs((old - new).total_seconds()) >= 0.001
+    if isinstance(old, list) or isinstance(new, list):
+        return sorted(old or []) != sorted(new or [])
+    return old != new
+
+
+# --------------------------------------------------------------------------------------------
+# Write phase
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncCounts:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    users: int = 0
+    skipped: int = 0
+
+
+def write_users(workspace_id: int, records: Mapping[str, dict], now: datetime) -> dict[str, int]:
+    """Upsert HubSpotUser rows and their default mailboxes; return {hubspot user id: row id}.
+
+    Users no longer listed are kept with ``active=False``. Each listed user's login email is
+    their default mailbox (created when missing); mailboxes admins added are never deleted.
+    """
+    rows = {
+        u.hubspot_user_id: u
+        for u in db.session.scalars(db.select(HubSpotUser).filter_by(workspace_id=workspace_id))
+    }
+    for uid, record in records.items():
+        row = rows.get(uid)
+        if row is None:
+            row = HubSpotUser(workspace_id=workspace_id, hubspot_user_id=uid)
+            db.session.add(row)
+            rows[uid] = row
+        for name, value in record.items():
+            if name != "hubspot_user_id" and getattr(row, name) != value:
+                setattr(row, name, value)
+        row.last_synced_at = now
+    for uid, row in rows.items():
+        if uid not in records and row.active:
+            row.active = False
+    db.session.flush()
+
+    mailboxes = db.session.scalars(db.select(Mailbox).filter_by(workspace_id=workspace_id)).all()
+    by_email = {m.email.lower(): m for m in mailboxes}
+    for uid, record in records.items():
+        user = rows[uid]
+        email = record["email"]
+        box = by_email.get(email.lower())
+        if box is not None and box.hubspot_user_id != user.id:
+            log.warning("sync: mailbox %s belongs to another HubSpot user; left alone", email)
+            continue
+        for other in mailboxes:
+            if other.hubspot_user_id == user.id and other.is_default and other is not box:
+                other.is_default = False
+        if box is None:
+            box = Mailbox(
+                workspace_id=workspace_id,
+                hubspot_user_id=user.id,
+                email=email,
+                kind=MailboxKind.INBOX.value,
+                is_default=True,
+            )
+            db.session.add(box)
+            mailboxes.append(box)
+            by_email[email.lower()] = box
+        elif not box.is_default:
+            box.is_default = True
+    db.session.flush()
+    return {uid: row.id for uid, row in rows.items()}
+
+
+def load_existing_sequences(workspace_id: int) -> dict[str, dict]:
+    """Every sequence row of the workspace as plain dicts, in one SELECT."""
+    columns = [Sequence.id, Sequence.hubspot_id, Sequence.removed_at] + [
+        getattr(Sequence, name) for name in SEQUENCE_FIELDS
+    ]
+    result = db.session.execute(db.select(*columns).where(Sequence.workspace_id == workspace_id))
+    return {row.hubspot_id: row._asdict() for row in result}
+
+
+def write_sequences(
+    workspace_id: int,
+    records: Mapping[str, dict],
+    now: datetime,
+    keep_owners: Iterable[str] = (),
+) -> SyncCounts:
+    """Apply the merged records with bulk statements; return what changed."""
+    existing = load_existing_sequences(workspace_id)
+    plan = plan_sequence_changes(existing, records, keep_owners)
+    for start in range(0, len(plan.inserts), CHUNK):
+        chunk = [
+            dict(r, workspace_id=workspace_id, last_synced_at=now, created_at=now)
+            for r in plan.inserts[start : start + CHUNK]
+        ]
+        db.session.execute(insert(Sequence), chunk)
+    # Bulk UPDATE by primary key wants the same keys in every row of one executemany.
+    groups: dict[tuple, list[dict]] = {}
+    for row in plan.updates:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for rows in groups.values():
+        for start in range(0, len(rows), CHUNK):
+            db.session.execute(update(Sequence), rows[start : start + CHUNK])
+    for start in range(0, len(plan.removals), CHUNK):
+        ids = plan.removals[start : start + CHUNK]
+        db.session.execute(
+            update(Sequence)
+            .where(Sequence.id.in_(ids))
+            .values(removed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    # Everything HubSpot listed was confirmed now: one statement, not one per row.
+    db.session.execute(
+        update(Sequence)
+        .where(Sequence.workspace_id == workspace_id, Sequence.removed_at.is_(None))
+        .values(last_synced_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return SyncCounts(
+        added=len(plan.inserts), updated=len(plan.updates), removed=len(plan.removals)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch phase
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    users: dict[str, dict]
+    sequences: dict[str, dict]
+    unreadable_users: set[str]
+    skipped: int
+
+
+def fetch_portal(client, progress: Callable[[dict], None] | None = None) -> Fetched:
+    """Read users, owners and every sequence each active user with a seat sees."""
+    from ..hubspot.errors import HubSpotClientError
+
+    report = progress or (lambda meta: None)
+    report({"phase": "users", "users_done": 0, "users_total": 0, "sequences_seen": 0})
+    listing = UserListing(
+        users=list(client.iter_users()),
+        owners=list(client.iter_owners()),
+        archived_owners=list(client.iter_owners(archived=True)),
+    )
+    users, skipped = merge_users(listing)
+    senders = sorted(uid for uid, r in users.items() if r["active"] and r["has_seat"])
+    merger = SequenceMerger(senders)
+    unreadable: set[str] = set()
+    last_report = 0.0
+    for done, uid in enumerate(senders):
+        meta = {"phase": "sequences", "users_done": done, "users_total": len(senders)}
+        report(dict(meta, sequences_seen=len(merger.items)))
+        try:
+            for item in client.iter_sequences(uid):
+                merger.add(uid, item)
+                now = time.monotonic()
+                if now - last_report > 0.5:
+                    last_report = now
+                    report(dict(meta, sequences_seen=len(merger.items)))
+        except HubSpotClientError as exc:
+            # One user HubSpot will not list (removed meanwhile, lost the seat): keep going, and
+            # keep their private sequences rather than calling them removed.
+            unreadable.add(uid)
+            log.warning("sync: sequences of user %s unreadable: %s", uid, exc)
+    report(
+        {
+            "phase": "saving",
+            "users_done": len(senders),
+            "users_total": len(senders),
+            "sequences_seen": len(merger.items),
+        }
+    )
+    records = merger.records()
+    return Fetched(users, records, unreadable, skipped + merger.skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# Runs, locks and requests
+# --------------------------------------------------------------------------------------------
+
+
+def _run_lock_key(workspace_id: int) -> str:
+    return f"autoseq:sync:{workspace_id}:running"
+
+
+def _request_lock_key(workspace_id: int) -> str:
+    return f"autoseq:sync:{workspace_id}:request"
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class _RedisLock:
+    """SET NX EX lock with a token, released only by its holder."""
+
+    def __init__(self, key: str, ttl: int):
+        self.key, self.ttl = key, ttl
+        self.token = secrets.token_hex(8)
+        self.redis = redis_connection()
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            if self.redis.set(self.key, self.token, nx=True, ex=self.ttl):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+
+def job_id_for(run: SyncRun) -> str:
+    """The RQ job id of a sync run: deterministic, so a run is never enqueued twice."""
+    return f"sync-ws{run.workspace_id}-run{run.id}"
+
+
+def active_run(workspace_id: int) -> SyncRun | None:
+    """The queued or running sync of the workspace, if one is alive."""
+    run = db.session.scalar(
+        db.select(SyncRun)
+        .where(SyncRun.workspace_id == workspace_id, SyncRun.status.in_(ACTIVE_STATUSES))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    if run is None:
+        return None
+    if _is_dead(run):
+        _finish(run, SyncStatus.FAILED, "The sync was interrupted before it finished.")
+        db.session.commit()
+        return None
+    return run
+
+
+def _is_dead(run: SyncRun) -> bool:
+    """A queued/running run whose job is gone or ended (a killed worker leaves these behind)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    if run.job_id is None:
+        return utcnow() - run.created_at > timedelta(minutes=1)
+    try:
+        job = Job.fetch(run.job_id, connection=redis_connection())
+    except NoSuchJobError:
+        return True
+    status = job.get_status(refresh=False)
+    if status in ("failed", "stopped", "canceled", "finished"):
+        # The job ended; the row says otherwise only if the horse died mid-write.
+        return True
+    started = run.started_at or run.created_at
+    return utcnow() - started > STALE_AFTER and status != "queued"
+
+
+def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRun:
+    """Ask for a sync of the workspace: a new queued run, or the queued/running one to join.
+
+    Race-safe: a short Redis lock makes "look for an active run, else create one and enqueue it"
+    atomic across web processes, so two clicks (or a click and a tick) enqueue once.
+    """
+    lock = _RedisLock(_request_lock_key(workspace_id), REQUEST_LOCK_TTL)
+    if not lock.acquire(wait=REQUEST_LOCK_TTL):
+        raise RuntimeError("could not take the sync request lock")
+    try:
+        db.session.expire_all()
+        run = active_run(workspace_id)
+        if run is not None:
+            return run
+        run = SyncRun(workspace_id=workspace_id, trigger=str(SyncTrigger(trigger)), status="queued")
+        db.session.add(run)
+        db.session.flush()
+        run.job_id = job_id_for(run)
+        db.session.commit()
+        enqueue(
+            SYNC_JOB,
+            workspace_id,
+            run.trigger,
+            run.id,
+            queue="sync",
+            job_id=run.job_id,
+        )
+        log.info("sync of workspace %s requested (%s): run %s", workspace_id, trigger, run.id)
+        return run
+    finally:
+        lock.release()
+
+
+def _finish(run: SyncRun, status: SyncStatus, error: str | None = None) -> None:
+    run.status = status.value
+    run.error = error
+    run.finished_at = utcnow()
+
+
+def _fail(run_id: int, reason: str) -> SyncRun:
+    db.session.rollback()
+    run = db.session.get(SyncRun, run_id)
+    _finish(run, SyncStatus.FAILED, reason)
+    db.session.commit()
+    log.warning("sync run %s failed: %s", run_id, reason)
+    return run
+
+
+def run_sync(
+    workspace_id: int,
+    trigger: str = SyncTrigger.MANUAL,
+    sync_run_id: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+    client=None,
+) -> SyncRun:
+    """Sync one workspace now, in this process; returns its finished :class:`SyncRun`.
+
+    A connection that needs reconnecting ends the run FAILED with that reason and returns (no
+    retry storm). Other HubSpot errors end it FAILED and are re-raised so RQ records them.
+    """
+    from ..hubspot.errors import HubSpotAuthError, HubSpotError, NeedsReconnect
+
+    lock = _RedisLock(_run_lock_key(workspace_id), RUN_LOCK_TTL)
+    run = db.session.get(SyncRun, sync_run_id) if sync_run_id else None
+    if run is not None and run.workspace_id != workspace_id:
+        raise ValueError(f"sync run {sync_run_id} is not of workspace {workspace_id}")
+    if not lock.acquire():
+        reason = "Another sync of this workspace was already running; this one was skipped."
+        if run is not None and not run.is_finished:
+            _finish(run, SyncStatus.FAILED, reason)
+            db.session.commit()
+        log.info("sync of workspace %s skipped: one is running", workspace_id)
+        return run
+    try:
+        if run is None:
+            run = SyncRun(workspace_id=workspace_id, trigger=str(SyncTrigger(trigger)))
+            db.session.add(run)
+        if run.is_finished:
+            return run
+        run.status = SyncStatus.RUNNING.value
+        run.started_at = utcnow()
+        run.error = None
+        db.session.commit()
+        run_id = run.id
+
+        connection = db.session.scalar(
+            db.select(HubSpotConnection).filter_by(workspace_id=workspace_id)
+        )
+        if connection is None or connection.status != ConnectionStatus.CONNECTED:
+            state = "not connected" if connection is None else connection.status.replace("_", " ")
+            return _fail(run_id, f"HubSpot is {state}: reconnect HubSpot, then sync again.")
+        try:
+            if client is None:
+                from ..hubspot.client import HubSpotClient
+
+                client = HubSpotClient.for_connection(connection)
+            fetched = fetch_portal(client, progress)
+        except (NeedsReconnect, HubSpotAuthError) as exc:
+            return _fail(run_id, f"HubSpot needs reconnecting: {_message(exc)}")
+        except HubSpotError as exc:
+            _fail(run_id, f"HubSpot answered with an error: {_message(exc)}")
+            raise
+
+        now = utcnow()
+        try:
+            write_users(workspace_id, fetched.users, now)
+            counts = write_sequences(workspace_id, fetched.sequences, now, fetched.unreadable_users)
+            run = db.session.get(SyncRun, run_id)
+            run.added, run.updated, run.removed = counts.added, counts.updated, counts.removed
+            run.users = sum(1 for r in fetched.users.values() if r["active"])
+            _finish(run, SyncStatus.SUCCEEDED)
+            db.session.commit()
+        except Exception as exc:
+            _fail(run_id, f"Saving the sync failed: {exc.__class__.__name__}")
+            raise
+        if fetched.skipped:
+            log.warning("sync run %s skipped %s unreadable records", run_id, fetched.skipped)
+        log.info(
+            "sync run %s of workspace %s: +%s ~%s -%s, %s users",
+            run.id,
+            workspace_id,
+            run.added,
+            run.updated,
+            run.removed,
+            run.users,
+        )
+        return run
+    finally:
+        lock.release()
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule
+# --------------------------------------------------------------------------------------------
+
+
+def due_workspaces(now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """Connected workspaces whose last successful sync is ≥ 24 h old (or never), oldest first."""
+    now = now or utcnow()
+    last_ok = (
+        db.select(SyncRun.workspace_id, db.func.max(SyncRun.finished_at).label("last"))
+        .where(SyncRun.status == SyncStatus.SUCCEEDED.value)
+        .group_by(SyncRun.workspace_id)
+        .subquery()
+    )
+    busy = db.select(SyncRun.workspace_id).where(SyncRun.status.in_(ACTIVE_STATUSES))
+    query = (
+        db.select(HubSpotConnection.workspace_id)
+        .outerjoin(last_ok, last_ok.c.workspace_id == HubSpotConnection.workspace_id)
+        .where(
+            HubSpotConnection.status == ConnectionStatus.CONNECTED.value,
+            db.or_(last_ok.c.last.is_(None), last_ok.c.last <= now - SYNC_INTERVAL),
+            HubSpotConnection.workspace_id.not_in(busy),
+        )
+        # Never-synced first, then the oldest.
+        .order_by(last_ok.c.last.is_not(None), last_ok.c.last, HubSpotConnection.workspace_id)
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def request_due_syncs(now: datetime | None = None, limit: int | None = None) -> list[SyncRun]:
+    """Request the daily sync of every due workspace (at most ``limit`` per call)."""
+    if limit is None:
+        limit = current_app.config.get("SYNC_MAX_PER_TICK", 200)
+    runs = []
+    for workspace_id in due_workspaces(now, limit):
+        runs.append(request_sync(workspace_id, SyncTrigger.DAILY))
+    return runs
