@@ -1,0 +1,211 @@
+"""The one door every HubSpot HTTP call goes through: timeouts, retries, rate slots, typed errors.
+
+:class:`Transport` knows nothing of tokens or Flask: it sends one request and
+- takes a slot of the portal's shared rate budget first (when given a ``rate_key``),
+- retries 5xx, timeouts and dropped connections with exponential backoff and jitter, a bounded
+  number of times, then raises :class:`HubSpotUnavailable`,
+- on a 429 waits ``Retry-After`` (or one rate window when absent) and retries, a bounded number
+  of times; a DAILY policy is not retried (:class:`RateLimited`),
+- never retries another 4xx: it raises the typed error at once (the 401 refresh is the client's).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+
+import requests
+
+from .errors import HubSpotError, HubSpotUnavailable, RateLimited, error_from_response
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (3.05, 20.0)  # (connect, read) seconds
+_TOKEN_IN_PATH = re.compile(r"(/(?:access-tokens|refresh-tokens)/)[^/?]+")
+_DROPPED = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def safe_path(path: str) -> str:
+    """``path`` with any token in it masked: the only form of a path we put in logs or errors."""
+    return _TOKEN_IN_PATH.sub(r"\1***", path)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a transport tries. Tests shorten the delays through app config."""
+
+    max_retries: int = 4  # retries of 5xx / timeouts / dropped connections (so 5 tries in all)
+    backoff: float = 0.5  # first backoff, seconds; doubles each retry
+    max_backoff: float = 8.0
+    max_429_retries: int = 3
+    rate_window: float = 10.0  # wait after a 429 without Retry-After
+    max_rate_wait: float = 60.0  # a longer Retry-After is not waited out
+
+    @classmethod
+    def from_config(cls, config) -> RetryPolicy:
+        """Read ``HUBSPOT_MAX_RETRIES``, ``HUBSPOT_RETRY_BACKOFF``... with the defaults above."""
+        _, window = config.get("HUBSPOT_RATE_LIMIT") or (110, 10.0)
+        return cls(
+            max_retries=int(config.get("HUBSPOT_MAX_RETRIES", cls.max_retries)),
+            backoff=float(config.get("HUBSPOT_RETRY_BACKOFF", cls.backoff)),
+            max_backoff=float(config.get("HUBSPOT_RETRY_BACKOFF_MAX", cls.max_backoff)),
+            max_429_retries=int(config.get("HUBSPOT_429_RETRIES", cls.max_429_retries)),
+            rate_window=float(window),
+            max_rate_wait=float(config.get("HUBSPOT_RATE_LIMIT_MAX_WAIT", cls.max_rate_wait)),
+        )
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before retry number ``attempt`` (0-based): exponential, half of it jitter."""
+        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class Transport:
+    """One ``requests.Session`` (connection pooling) to one HubSpot API host."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = tuple(timeout)
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", "AutoSeq/1.0")
+
+    @classmethod
+    def from_config(cls, config, redis=None, *, rate_limited: bool = True) -> Transport:
+        """A transport for ``config`` (a Flask config); with ``redis`` it shares the rate budget."""
+        limiter = None
+        if rate_limited and redis is not None:
+            limit, window = config.get("HUBSPOT_RATE_LIMIT") or (110, 10.0)
+            limiter = RateLimiter(
+                redis,
+                limit,
+                window,
+                max_wait=float(config.get("HUBSPOT_RATE_LIMIT_MAX_WAIT", 60.0)),
+            )
+        return cls(
+            config["HUBSPOT_API_BASE"],
+            timeout=tuple(config.get("HUBSPOT_TIMEOUT") or DEFAULT_TIMEOUT),
+            retry=RetryPolicy.from_config(config),
+            limiter=limiter,
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params=None,
+        json=None,
+        data=None,
+        headers=None,
+        rate_key=None,
+    ) -> requests.Response:
+        """Send, retrying what may be retried; a 2xx/3xx response, else the typed error."""
+        url = self.base_url + path
+        label = f"{method} {safe_path(path)}"
+        attempt = 0
+        rate_retries = 0
+        while True:
+            try:
+                response = self._send(method, url, params, json, data, headers, rate_key)
+            except _DROPPED as exc:
+                if attempt >= self.retry.max_retries:
+                    # ``from None``: the requests exception text carries the URL (maybe a token).
+                    raise HubSpotUnavailable(
+                        f"HubSpot did not answer {label} ({type(exc).__name__}) "
+                        f"after {attempt + 1} tries"
+                    ) from None
+                self._sleep_retry(label, attempt, type(exc).__name__)
+                attempt += 1
+                continue
+            status = response.status_code
+            if status < 400:
+                return response
+            error = error_from_response(response)
+            if status == 429:
+                wait = (
+                    error.retry_after if error.retry_after is not None else self.retry.rate_window
+                )
+                if (
+                    (error.policy_name or "").upper() == "DAILY"
+                    or rate_retries >= self.retry.max_429_retries
+                    or wait > self.retry.max_rate_wait
+                ):
+                    raise _as(RateLimited, error)
+                log.warning(
+                    "HubSpot 429 on %s (policy %s): waiting %.1f s", label, error.policy_name, wait
+                )
+                time.sleep(wait)
+                rate_retries += 1
+                continue
+            if status >= 500:
+                if attempt >= self.retry.max_retries:
+                    raise _as(HubSpotUnavailable, error)
+                self._sleep_retry(label, attempt, f"HTTP {status}")
+                attempt += 1
+                continue
+            raise error
+
+    def _send(self, method, url, params, json, data, headers, rate_key) -> requests.Response:
+        if self.limiter is None or rate_key is None:
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        with self.limiter.slot(rate_key):
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+            )
+
+    def _sleep_retry(self, label: str, attempt: int, why: str) -> None:
+        delay = self.retry.delay(attempt)
+        log.warning("HubSpot %s on %s: retry %d in %.2f s", why, label, attempt + 1, delay)
+        time.sleep(delay)
+
+
+def _as(cls: type[HubSpotError], error: HubSpotError) -> HubSpotError:
+    """Re-type ``error`` (keeping every parsed field)."""
+    if isinstance(error, cls):
+        return error
+    return cls(
+        error.message,
+        status=error.status,
+        category=error.category,
+        sub_category=error.sub_category,
+        correlation_id=error.correlation_id,
+        context=error.context,
+        error=error.error,
+        policy_name=error.policy_name,
+        retry_after=error.retry_after,
+    )

@@ -1,0 +1,155 @@
+"""HubSpot OAuth 2.0 (hubspot-api.md §1): authorize URL, code exchange, refresh, token info, revoke.
+
+The token endpoint path lives in :data:`TOKEN_PATH` and nowhere else: v1 is announced for sunset
+(2027-02-16); switching to ``/oauth/2026-03/token`` (same form fields) is that one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from .errors import HubSpotClientError, HubSpotError
+from .http import Transport
+
+TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 (a path, not a secret)
+TOKEN_INFO_PATH = "/oauth/v1/access-tokens/{token}"  # noqa: S105
+REVOKE_REFRESH_PATH = "/oauth/v1/refresh-tokens/{token}"
+CALLBACK_PATH = "/hubspot/oauth/callback"
+
+SCOPES = (
+    "automation",
+    "automation.sequences.read",
+    "automation.sequences.enrollments.write",
+    "crm.objects.owners.read",
+    "settings.users.read",
+    "crm.objects.contacts.read",
+    "oauth",
+)
+
+
+class InvalidGrant(HubSpotClientError):
+    """HubSpot refused a code or a refresh token (``error: invalid_grant``)."""
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What the token endpoint answered. ``repr`` hides the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Token info: the portal and who installed the app."""
+
+    hub_id: int
+    hub_domain: str | None
+    user: str | None
+    user_id: str | None
+    scopes: list[str]
+    app_id: str | None
+
+
+def redirect_uri(config) -> str:
+    """The one redirect URI registered with HubSpot: PUBLIC_BASE_URL + /hubspot/oauth/callback."""
+    return config["PUBLIC_BASE_URL"].rstrip("/") + CALLBACK_PATH
+
+
+def authorize_url(config, state: str) -> str:
+    """The consent page URL the browser is sent to."""
+    params = {
+        "client_id": config["HUBSPOT_CLIENT_ID"] or "",
+        "redirect_uri": redirect_uri(config),
+        "scope": " ".join(SCOPES),
+        "state": state,
+    }
+    return config["HUBSPOT_AUTHORIZE_URL"] + "?" + urlencode(params)
+
+
+def is_configured(config) -> bool:
+    """True when a HubSpot app (client id and secret) is configured."""
+    return bool(config.get("HUBSPOT_CLIENT_ID") and config.get("HUBSPOT_CLIENT_SECRET"))
+
+
+def _token_call(transport: Transport, form: dict) -> TokenSet:
+    try:
+        response = transport.request("POST", TOKEN_PATH, data=form)
+    except HubSpotClientError as exc:
+        if exc.error == "invalid_grant":
+            raise InvalidGrant(
+                exc.message, status=exc.status, error=exc.error, category=exc.category
+            ) from None
+        raise
+    body = response.json()
+    try:
+        expires_in = int(body["expires_in"])
+        return TokenSet(
+            access_token=body["access_token"],
+            refresh_token=body.get("refresh_token") or form.get("refresh_token"),
+            expires_in=expires_in,
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise HubSpotError("HubSpot's token answer is missing fields", status=200) from None
+
+
+def exchange_code(transport: Transport, config, code: str) -> TokenSet:
+    """Exchange an authorization code; :class:`InvalidGrant` when HubSpot refuses it."""
+    return _token_call(
+        transport,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri(config),
+            "client_id": config["HUBSPOT_CLIENT_ID"],
+            "client_secret": config["HUBSPOT_CLIENT_SECRET"],
+        },
+    )
+
+
+def refresh(transport: Transport, config, refresh_token: str) -> TokenSet:
+    """A fresh access token; :class:`InvalidGrant` when the refresh token is dead."""
+    return _token_call(
+        transport,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": config["HUBSPOT_CLIENT_ID"],
+            "client_secret": config["HUBSPOT_CLIENT_SECRET"],
+        },
+    )
+
+
+def token_info(transport: Transport, access_token: str) -> TokenInfo:
+    """Read the portal id, hub domain, installing user and scopes of an access token."""
+    body = transport.request("GET", TOKEN_INFO_PATH.format(token=access_token)).json()
+    try:
+        hub_id = int(body["hub_id"])
+    except (KeyError, TypeError, ValueError):
+        raise HubSpotError("HubSpot's token info has no portal id", status=200) from None
+    user_id = body.get("user_id")
+    app_id = body.get("app_id")
+    return TokenInfo(
+        hub_id=hub_id,
+        hub_domain=body.get("hub_domain"),
+        user=body.get("user"),
+        user_id=None if user_id is None else str(user_id),
+        scopes=[s for s in body.get("scopes") or [] if isinstance(s, str)],
+        app_id=None if app_id is None else str(app_id),
+    )
+
+
+def revoke_refresh_token(transport: Transport, refresh_token: str) -> bool:
+    """Revoke a refresh token at HubSpot. True when revoked, False when HubSpot did not know it."""
+    try:
+        transport.request("DELETE", REVOKE_REFRESH_PATH.format(token=refresh_token))
+    except HubSpotClientError as exc:
+        if exc.status in (400, 404):
+            return False
+        raise
+    return True

@@ -1,0 +1,119 @@
+"""A per-portal rate limiter shared by every process, in Redis: callers wait for a slot.
+
+A rolling window over a sorted set of timestamps, taken atomically by a Lua script with Redis's own
+clock (so every web and worker process, on any machine, agrees on the time). Callers are never
+refused: :meth:`RateLimiter.acquire` sleeps until the earliest slot frees, bounded by ``max_wait``.
+
+Why a slot is stamped again when its call ends: HubSpot counts a request when it *arrives*, which
+is some time after we took the slot. Two requests taken exactly one window apart can arrive less
+than a window apart if the first was slow on the wire; HubSpot would then answer 429. Re-stamping
+the slot with the time the answer came back (which is after HubSpot counted it) makes the window
+we keep always at least as long as the one HubSpot sees, at the cost of one request latency per
+window (a fraction of a percent of the budget over 10 s).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from contextlib import contextmanager
+
+from redis import Redis
+
+from .errors import RateLimited
+
+KEY_PREFIX = "autoseq:hubspot:rate:"
+
+# KEYS[1] the window; ARGV: limit, window (ms), member. Answers {1, 0} (taken) or {0, wait ms}.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2) + 1000)
+  return {1, 0}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, math.max(1, math.ceil(tonumber(first[2]) + window - now))}
+"""
+
+# KEYS[1] the window; ARGV[1] member: move the slot's time to now (only if it is still there).
+_STAMP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+return 1
+"""
+
+
+class RateLimiter:
+    """``limit`` calls per rolling ``window`` seconds per key (a portal id), across processes."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        limit: int = 110,
+        window: float = 10.0,
+        max_wait: float = 60.0,
+        prefix: str = KEY_PREFIX,
+    ):
+        self.redis = redis
+        self.limit = int(limit)
+        self.window_ms = float(window) * 1000.0
+        self.max_wait = float(max_wait)
+        self.prefix = prefix
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._stamp = redis.register_script(_STAMP)
+
+    def key(self, key) -> str:
+        return f"{self.prefix}{key}"
+
+    def try_acquire(self, key, member: str | None = None) -> tuple[str | None, float]:
+        """Take a slot if one is free: ``(member, 0)``, else ``(None, seconds to wait)``."""
+        member = member or uuid.uuid4().hex
+        taken, wait_ms = self._acquire(
+            keys=[self.key(key)], args=[self.limit, self.window_ms, member]
+        )
+        if int(taken):
+            return member, 0.0
+        return None, int(wait_ms) / 1000.0
+
+    def acquire(self, key) -> str:
+        """Wait for a slot and take it; return its id. :class:`RateLimited` after ``max_wait``."""
+        deadline = time.monotonic() + self.max_wait
+        member = uuid.uuid4().hex
+        while True:
+            taken, wait = self.try_acquire(key, member)
+            if taken:
+                return taken
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RateLimited(
+                    f"no HubSpot rate slot for portal {key} within {self.max_wait:g} s",
+                    status=None,
+                )
+            # A little jitter so that waiters woken by the same free slot do not stampede.
+            time.sleep(min(wait + random.uniform(0, 0.005), remaining))
+
+    def release(self, key, member: str) -> None:
+        """The call made with this slot is over: count the slot from now (see module docstring)."""
+        self._stamp(keys=[self.key(key)], args=[member])
+
+    @contextmanager
+    def slot(self, key):
+        """``with limiter.slot(portal_id): <one HTTP call>``."""
+        member = self.acquire(key)
+        try:
+            yield member
+        finally:
+            self.release(key, member)
+
+    def used(self, key) -> int:
+        """Slots taken in the current window (for tests and the benchmark)."""
+        now_s, now_us = self.redis.time()
+        now = now_s * 1000 + now_us / 1000
+        return int(self.redis.zcount(self.key(key), now - self.window_ms, "+inf"))
