@@ -1,0 +1,36 @@
+"""``flask hubspot ...``: HubSpot app administration (publishing the workflow action)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ..services import actions
+
+hubspot_cli = AppGroup("hubspot", help="HubSpot app administration.")
+
+
+@hubspot_cli.command("publish-action")
+@click.option("--show", is_flag=True, help="Print the definition instead of publishing it.")
+def publish_action(show: bool) -> None:
+    """Create or update the *Enroll in sequence* action definition of HUBSPOT_APP_ID."""
+    if show:
+        definition = actions.build_definition(current_app.config["PUBLIC_BASE_URL"])
+        click.echo(json.dumps(definition, indent=2))
+        return
+    try:
+        result = actions.publish_action(current_app.config)
+    except actions.PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verb = "Created" if result.created else "Updated"
+    click.echo(
+        f"{verb} action definition {result.definition_id} (revision {result.revision}) "
+        f"for app {current_app.config['HUBSPOT_APP_ID']}: {result.action_url}"
+    )
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(hubspot_cli)

@@ -1,0 +1,558 @@
+"""Enrollment: record a workflow execution once, enroll the contact once, complete the callback.
+
+The web side (:func:`parse_execution`, :func:`record_execution`, :func:`ensure_enqueued`) is
+fast and touches only the database and Redis. The worker side (:func:`process_enrollment`) picks
+the sender, calls HubSpot through the rate-limited client and completes the callback.
+
+Exactly once: one row per callback id (unique constraint), one job id per row, the attempts
+counter committed before each call to HubSpot, and, before re-sending an attempt that may have
+reached HubSpot, a look at the contact's current enrollment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..jobs import QUEUES, enqueue, redis_connection
+from ..models import (
+    Enrollment,
+    EnrollmentStatus,
+    HubSpotConnection,
+    Mailbox,
+    Rotation,
+    SendMode,
+    Sequence,
+)
+from ..models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+JOB_FUNC = "autoseq.jobs.enrollments.enroll_contact"
+QUEUE = "enrollments"
+MAX_ID_LENGTH = 128
+CLOCK_SKEW = timedelta(seconds=60)
+
+# HubSpot's refusals (subCategory) and ours, as the workflow history shows them.
+REASONS = {
+    "SEQUENCE_NOT_FOUND": "Sequence not found",
+    "ALREADY_ENROLLED": "Contact is already enrolled in a sequence",
+    "UNSUBSCRIBED": "Contact has unsubscribed from email",
+    "UNSUBSCRIBED_PERSONAL": "Contact has unsubscribed from the sender's emails",
+    "BOUNCED": "Contact's email address has bounced",
+    "BLOCKED_ADDRESS": "Contact's email address is blocked",
+    "BLOCKED_DOMAIN": "Contact's email domain is blocked",
+    "PREVIOUSLY_MARKED_AS_SPAM": "Contact previously marked email as spam",
+    "OTHER_SEND_REJECTED": "HubSpot rejected the send",
+    "PERMISSION_DENIED": "Permission denied",
+    "NO_CONNECTED_INBOX": "The mailbox is not connected in HubSpot",
+    "SEND_LIMIT_EXCEEDED": "The mailbox reached its daily sending limit",
+    "CONTACT_NOT_FOUND": "Contact not found",
+    "NEEDS_RECONNECT": "HubSpot connection needs reconnecting",
+    "HUBSPOT_UNAVAILABLE": "HubSpot was unavailable; gave up after retries",
+    "DAILY_LIMIT": "HubSpot's daily API limit was reached",
+    "INVALID_INPUT": "The action is not configured correctly",
+    "MAILBOX_NOT_FOUND": "Mailbox not found",
+    "ROTATION_DELETED": "Rotation was deleted",
+}
+
+
+class InvalidExecution(ValueError):
+    """The execution payload can never succeed (HubSpot must not retry it): answer 400."""
+
+
+class UnknownPortal(LookupError):
+    """No workspace is connected to this portal."""
+
+
+class Transient(Exception):
+    """HubSpot could not be reached or asked us to slow down: retry the job later."""
+
+
+@dataclass
+class Execution:
+    callback_id: str
+    portal_id: int
+    workflow_id: str | None
+    action_definition_id: str | None
+    contact_id: str
+    sequence_hubspot_id: str
+    send_mode: str
+    mailbox_ref: str | None
+    rotation_ref: str | None
+    input_fields: dict = field(default_factory=dict)
+
+
+def _value(raw):
+    """An input value as HubSpot sends it: a plain value or ``{"type", "value"}``."""
+    if isinstance(raw, dict):
+        raw = raw.get("value")
+    if raw is None or isinstance(raw, (dict, list, bool)):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def _id_text(raw, name: str, required: bool = True) -> str | None:
+    if raw is None or raw == "":
+        if required:
+            raise InvalidExecution(f"{name} is required")
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise InvalidExecution(f"{name} must be a string or an integer")
+    text = str(raw).strip()
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise InvalidExecution(f"{name} is empty or too long")
+    return text
+
+
+def parse_execution(data: dict) -> Execution:
+    """Validate an execution request (hubspot-api.md section 4); unknown keys are ignored."""
+    callback_id = _id_text(data.get("callbackId"), "callbackId")
+    origin = data.get("origin")
+    if not isinstance(origin, dict):
+        raise InvalidExecution("origin is required")
+    portal = _id_text(origin.get("portalId"), "origin.portalId")
+    if not portal.isdigit():
+        raise InvalidExecution("origin.portalId must be a number")
+    context = data.get("context") if isinstance(data.get("context"), dict) else {}
+    obj = data.get("object")
+    if not isinstance(obj, dict):
+        raise InvalidExecution("object is required")
+    object_type = obj.get("objectType")
+    if object_type is not None and str(object_type).upper() != "CONTACT":
+        raise InvalidExecution("object.objectType must be CONTACT")
+    contact_id = _id_text(obj.get("objectId"), "object.objectId")
+    inputs = data.get("inputFields")
+    if not isinstance(inputs, dict):
+        raise InvalidExecution("inputFields is required")
+    sequence = _value(inputs.get("sequence"))
+    if not sequence:
+        raise InvalidExecution("inputFields.sequence is required")
+    mailbox = _value(inputs.get("mailbox"))
+    rotation = _value(inputs.get("rotation"))
+    send_from = _value(inputs.get("send_from"))
+    if send_from is None:
+        send_from = "rotation" if rotation and not mailbox else "mailbox"
+    if send_from not in (SendMode.MAILBOX, SendMode.ROTATION):
+        raise InvalidExecution("inputFields.send_from must be mailbox or rotation")
+    chosen = mailbox if send_from == SendMode.MAILBOX else rotation
+    if not chosen:
+        raise InvalidExecution(f"inputFields.{send_from} is required (send_from is {send_from})")
+    if not chosen.isdigit():
+        raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
+    workflow = context.get("workflowId")
+    definition = origin.get("actionDefinitionId")
+    return Execution(
+        callback_id=callback_id,
+        portal_id=int(portal),
+        workflow_id=None if workflow is None else str(workflow)[:32],
+        action_definition_id=None if definition is None else str(definition)[:64],
+        contact_id=contact_id[:32],
+        sequence_hubspot_id=sequence[:32],
+        send_mode=send_from,
+        mailbox_ref=chosen if send_from == SendMode.MAILBOX else None,
+        rotation_ref=chosen if send_from == SendMode.ROTATION else None,
+        input_fields={k: _value(v) for k, v in inputs.items() if isinstance(k, str)},
+    )
+
+
+def workspace_for_portal(portal_id) -> int:
+    """The workspace connected to ``portal_id`` (any connection status); UnknownPortal if none."""
+    try:
+        pid = int(portal_id)
+    except (TypeError, ValueError):
+        raise UnknownPortal("origin.portalId is missing or not a number") from None
+    workspace_id = db.session.scalar(
+        db.select(HubSpotConnection.workspace_id).filter_by(portal_id=pid)
+    )
+    if workspace_id is None:
+        raise UnknownPortal(f"portal {pid} is not connected to AutoSeq")
+    return workspace_id
+
+
+def record_execution(execution: Execution) -> Enrollment:
+    """The enrollment row for this callback id: created once, found again on a retried delivery.
+
+    The sequence's HubSpot id and name are copied as they are now. A removed sequence, a deleted
+    rotation or an unknown mailbox is still recorded: the job fails it with a readable reason.
+    """
+    existing = db.session.scalar(db.select(Enrollment).filter_by(callback_id=execution.callback_id))
+    if existing is not None:
+        return existing
+    workspace_id = workspace_for_portal(execution.portal_id)
+    sequence = db.session.scalar(
+        db.select(Sequence).filter_by(
+            workspace_id=workspace_id, hubspot_id=execution.sequence_hubspot_id
+        )
+    )
+    mailbox_id = rotation_id = None
+    if execution.mailbox_ref:
+        mailbox_id = db.session.scalar(
+            db.select(Mailbox.id).filter_by(
+                id=int(execution.mailbox_ref), workspace_id=workspace_id
+            )
+        )
+    if execution.rotation_ref:
+        rotation_id = db.session.scalar(
+            db.select(Rotation.id).filter_by(
+                id=int(execution.rotation_ref), workspace_id=workspace_id
+            )
+        )
+    row = Enrollment(
+        workspace_id=workspace_id,
+        callback_id=execution.callback_id,
+        portal_id=execution.portal_id,
+        workflow_id=execution.workflow_id,
+        action_definition_id=execution.action_definition_id,
+        contact_id=execution.contact_id,
+        sequence_id=sequence.id if sequence else None,
+        sequence_hubspot_id=execution.sequence_hubspot_id,
+        sequence_name=sequence.name if sequence else "",
+        send_mode=execution.send_mode,
+        mailbox_id=mailbox_id,
+        rotation_id=rotation_id,
+        input_fields=execution.input_fields,
+        status=EnrollmentStatus.QUEUED.value,
+        attempts=0,
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Two deliveries of one callback raced: the other one's row is the row.
+        db.session.rollback()
+        existing = db.session.scalar(
+            db.select(Enrollment).filter_by(callback_id=execution.callback_id)
+        )
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+# -- queueing ---------------------------------------------------------------------------------
+
+LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def job_is_live(job_id: str | None, heartbeat_grace: float | None = None) -> bool:
+    """True when ``job_id`` is waiting or running (a started job must still be heartbeating)."""
+    if not job_id:
+        return False
+    connection = redis_connection()
+    try:
+        job = Job.fetch(job_id, connection=connection)
+        status = job.get_status(refresh=False)
+    except NoSuchJobError:
+        return False
+    if status in LIVE_STATUSES:
+        return True
+    if status == JobStatus.STARTED:
+        if heartbeat_grace is None:
+            heartbeat_grace = QUEUES[QUEUE].timeout + 90
+        beat = job.last_heartbeat or job.started_at
+        if beat is None:
+            return True
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        return datetime.now(UTC) - beat < timedelta(seconds=heartbeat_grace)
+    return False
+
+
+def needs_job(row: Enrollment) -> bool:
+    """Queued, or finished with the callback still to complete (and completable)."""
+    if row.status == EnrollmentStatus.QUEUED:
+        return True
+    return row.callback_completed_at is None and row.failure_code != "NEEDS_RECONNECT"
+
+
+def ensure_enqueued(row: Enrollment, *, force_new: bool = False) -> bool:
+    """Enqueue the job of a queued enrollment unless a live job has it; True when enqueued.
+
+    A short Redis guard makes concurrent deliveries of one callback enqueue at most once; the job
+    id is derived from the row id (``enroll-<id>``; a re-enqueue of a dead job adds a suffix).
+    """
+    if not needs_job(row):
+        return False
+    connection = redis_connection()
+    guard = f"autoseq:enrollment-enqueue:{row.id}"
+    if not connection.set(guard, "1", nx=True, ex=30):
+        return False
+    try:
+        if job_is_live(row.job_id):
+            return False
+        job_id = f"enroll-{row.id}"
+        if force_new or (row.job_id and row.job_id == job_id):
+            job_id = f"enroll-{row.id}-{int(datetime.now(UTC).timestamp() * 1000)}"
+        row.job_id = job_id
+        db.session.commit()
+        enqueue(JOB_FUNC, row.id, queue=QUEUE, job_id=job_id)
+        return True
+    finally:
+        connection.delete(guard)
+
+
+def requeue_stuck(
+    older_than: timedelta = timedelta(minutes=3), heartbeat_grace: float | None = None
+) -> int:
+    """Re-enqueue rows still queued (or finished but not yet completed) with no live job."""
+    cutoff = utcnow() - older_than
+    rows = db.session.scalars(
+        db.select(Enrollment)
+        .where(
+            db.or_(
+                Enrollment.status == EnrollmentStatus.QUEUED.value,
+                db.and_(
+                    Enrollment.finished_at.is_not(None),
+                    Enrollment.callback_completed_at.is_(None),
+                    Enrollment.failure_code != "NEEDS_RECONNECT",
+                    Enrollment.finished_at > utcnow() - timedelta(hours=23),
+                ),
+            ),
+            Enrollment.updated_at < cutoff,
+        )
+        .order_by(Enrollment.id)
+        .limit(1000)
+    ).all()
+    count = 0
+    for row in rows:
+        if job_is_live(row.job_id, heartbeat_grace):
+            continue
+        if ensure_enqueued(row, force_new=True):
+            count += 1
+    if count:
+        log.warning("re-enqueued %d stuck enrollments", count)
+    return count
+
+
+# -- the worker side --------------------------------------------------------------------------
+
+
+def output_fields(row: Enrollment) -> dict:
+    """What the workflow sees once the execution completes."""
+    succeeded = row.outcome == "enrolled"
+    return {
+        "hs_execution_state": "SUCCESS" if succeeded else "FAIL_CONTINUE",
+        "enrollment_status": row.outcome or "failed",
+        "failure_reason": row.failure_reason or "",
+        "sender_email": row.sender_email or "",
+        "sequence_name": row.sequence_name or "",
+    }
+
+
+def _finish(row: Enrollment, outcome: str, code: str | None = None, reason: str | None = None):
+    row.outcome = outcome
+    row.status = (
+        EnrollmentStatus.ENROLLED.value if outcome == "enrolled" else EnrollmentStatus.FAILED.value
+    )
+    row.failure_code = code
+    row.failure_reason = reason if reason is not None else (REASONS.get(code) if code else None)
+    row.finished_at = utcnow()
+    db.session.commit()
+    log.info("enrollment %s (callback %s): %s %s", row.id, row.callback_id, outcome, code or "")
+
+
+def _sub_category(exc) -> str | None:
+    sub = getattr(exc, "sub_category", None)
+    return str(sub).upper() if sub else None
+
+
+def _is_daily(exc) -> bool:
+    for attr in ("policy_name", "policy", "message"):
+        value = getattr(exc, attr, None)
+        if value and "DAILY" in str(value).upper():
+            return True
+    context = getattr(exc, "context", None) or {}
+    return "DAILY" in str(context).upper()
+
+
+def _client_for(workspace_id: int):
+    from ..hubspot.client import HubSpotClient
+
+    return HubSpotClient.for_workspace(workspace_id)
+
+
+def process_enrollment(enrollment_id: int, *, final_attempt: bool = False) -> str | None:
+    """Enroll one recorded execution and complete its callback; return the outcome.
+
+    Raises :class:`Transient` (after recording nothing final) when HubSpot should be tried again
+    later; with ``final_attempt`` the enrollment is failed instead.
+    """
+    from ..hubspot import errors
+
+    row = db.session.get(Enrollment, enrollment_id)
+    if row is None:
+        log.warning("enrollment %s no longer exists", enrollment_id)
+        return None
+    if row.status != EnrollmentStatus.QUEUED:
+        if row.callback_completed_at is None and row.failure_code != "NEEDS_RECONNECT":
+            complete_callback(row, final_attempt=final_attempt)
+        return row.outcome
+    try:
+        client = _client_for(row.workspace_id)
+    except errors.NeedsReconnect:
+        _finish(row, "failed", "NEEDS_RECONNECT")
+        return row.outcome
+    try:
+        return _process(row, client, errors, final_attempt)
+    finally:
+        client.close()
+
+
+def _process(row: Enrollment, client, errors, final_attempt: bool) -> str | None:
+    try:
+        _enroll(row, client, errors)
+    except errors.NeedsReconnect:
+        db.session.rollback()
+        _finish(row, "failed", "NEEDS_RECONNECT")
+        return row.outcome
+    except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
+        db.session.rollback()
+        if isinstance(exc, errors.RateLimited) and _is_daily(exc):
+            _finish(row, "failed", "DAILY_LIMIT")
+        elif final_attempt:
+            _finish(row, "failed", "HUBSPOT_UNAVAILABLE")
+        else:
+            raise Transient(str(exc)) from exc
+    except errors.HubSpotAuthError:
+        db.session.rollback()
+        _finish(row, "failed", "NEEDS_RECONNECT")
+        return row.outcome
+    complete_callback(row, client=client, final_attempt=final_attempt)
+    return row.outcome
+
+
+def _enroll(row: Enrollment, client, errors) -> None:
+    from . import senders
+
+    sequence = db.session.get(Sequence, row.sequence_id) if row.sequence_id else None
+    if sequence is None:
+        sequence = db.session.scalar(
+            db.select(Sequence).filter_by(
+                workspace_id=row.workspace_id, hubspot_id=row.sequence_hubspot_id
+            )
+        )
+        if sequence is not None:
+            row.sequence_id, row.sequence_name = sequence.id, sequence.name
+    if sequence is None or sequence.removed_at is not None:
+        _finish(row, "failed", "SEQUENCE_NOT_FOUND")
+        return
+    if row.send_mode == SendMode.MAILBOX and row.mailbox_id is None:
+        _finish(row, "failed", "MAILBOX_NOT_FOUND")
+        return
+    if row.send_mode == SendMode.ROTATION and row.rotation_id is None:
+        _finish(row, "failed", "ROTATION_DELETED")
+        return
+    if row.attempts > 0 and _already_in_sequence(row, client):
+        return
+    excluded: list[int] = []
+    while True:
+        try:
+            choice = senders.choose_sender(
+                row.workspace_id,
+                sequence,
+                mailbox_id=row.mailbox_id if row.send_mode == SendMode.MAILBOX else None,
+                rotation_id=row.rotation_id if row.send_mode == SendMode.ROTATION else None,
+                exclude_mailbox_ids=tuple(excluded),
+            )
+        except senders.NoSender as exc:
+            _finish(row, "failed", exc.code, getattr(exc, "message", None) or str(exc))
+            return
+        row.mailbox_id = choice.mailbox.id
+        row.sender_email = choice.alias or choice.sender_email
+        row.attempts = (row.attempts or 0) + 1
+        db.session.commit()  # before HubSpot: a killed worker leaves attempts > 0 behind
+        try:
+            result = client.enroll(
+                user_id=choice.hubspot_user.hubspot_user_id,
+                contact_id=row.contact_id,
+                sequence_id=row.sequence_hubspot_id,
+                sender_email=choice.sender_email,
+                sender_alias=choice.alias,
+            )
+        except (errors.HubSpotUnavailable, errors.RateLimited, errors.NeedsReconnect):
+            senders.release(choice)
+            raise
+        except errors.HubSpotError as exc:
+            code = _sub_category(exc)
+            if code is None and getattr(exc, "status", None) == 404:
+                code = "SEQUENCE_NOT_FOUND"
+            senders.release(choice)
+            if code == "NO_CONNECTED_INBOX":
+                senders.mark_disconnected(choice.mailbox.id, getattr(exc, "message", str(exc)))
+                if row.send_mode == SendMode.ROTATION and not excluded:
+                    excluded.append(choice.mailbox.id)
+                    continue  # fail over to the next mailbox of the rotation, once
+            if code == "ALREADY_ENROLLED":
+                # A retried POST (ours or the transport's) may have enrolled it already.
+                if _already_in_sequence(row, client):
+                    return
+                _finish(row, "already_enrolled", code)
+                return
+            reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
+            _finish(row, "failed", code or "HUBSPOT_ERROR", reason)
+            return
+        row.hubspot_enrollment_id = str((result or {}).get("id") or "") or None
+        _finish(row, "enrolled")
+        return
+
+
+def _already_in_sequence(row: Enrollment, client) -> bool:
+    """A previous attempt may have reached HubSpot: is the contact in this very sequence?"""
+    current = client.get_contact_enrollment(row.contact_id)
+    if not current or str(current.get("sequenceId")) != str(row.sequence_hubspot_id):
+        return False
+    enrolled_at = _parse_time(current.get("enrolledAt"))
+    # Enrolled into this sequence before this execution arrived: someone else's enrollment.
+    if enrolled_at is None or enrolled_at >= row.created_at - CLOCK_SKEW:
+        row.hubspot_enrollment_id = str(current.get("id") or "") or None
+        if current.get("enrolledByEmail") and not row.sender_email:
+            row.sender_email = current["enrolledByEmail"]
+        _finish(row, "enrolled")
+        return True
+    return False
+
+
+def _parse_time(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def complete_callback(row: Enrollment, client=None, *, final_attempt: bool = False) -> bool:
+    """Tell HubSpot how the execution went; True once completed. Never re-enrolls."""
+    from ..hubspot import errors
+
+    try:
+        client = client or _client_for(row.workspace_id)
+        client.complete_callback(row.callback_id, output_fields(row))
+    except errors.NeedsReconnect:
+        db.session.rollback()
+        log.warning("callback %s not completed: connection needs reconnecting", row.callback_id)
+        return False
+    except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
+        db.session.rollback()
+        if final_attempt:
+            log.error("callback %s not completed, giving up: %s", row.callback_id, exc)
+            return False
+        raise Transient(str(exc)) from exc
+    except errors.HubSpotError as exc:
+        db.session.rollback()
+        message = str(getattr(exc, "message", "") or exc).lower()
+        if "already completed" not in message:
+            log.error("callback %s refused by HubSpot: %s", row.callback_id, exc)
+            return False
+    row.callback_completed_at = utcnow()
+    db.session.commit()
+    return True

@@ -1,0 +1,137 @@
+"""HubSpot -> AutoSeq: the workflow action's execution and options endpoints.
+
+Both are signed by HubSpot (not by a browser), so they are CSRF-exempt and verify the signature
+instead. The execution endpoint records the enrollment, enqueues it and answers ``BLOCK`` at once;
+the worker completes the callback later. Status codes matter to HubSpot: a 4xx is never retried
+(so only for requests that can never succeed), a 5xx is retried for days (so 503 when our database
+or Redis is down and nothing is lost).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from ..extensions import csrf, db
+from ..hubspot.signatures import SignatureError, verify_request
+from ..services import actions as action_service
+from ..services import enrollment as enrollment_service
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("actions", __name__, url_prefix="/hubspot/actions")
+csrf.exempt(bp)
+
+BLOCK_ANSWER = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P1D"}}
+
+
+def called_uri() -> str:
+    """The URL HubSpot called, rebuilt from PUBLIC_BASE_URL (never from the Host header)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw or not raw.startswith("/"):
+        raw = request.script_root + request.path
+        query = request.query_string.decode("latin-1")
+        if query:
+            raw += "?" + query
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + raw
+
+
+def error(status: int, title: str, message: str):
+    return jsonify(error=title, message=message), status
+
+
+def verified_json():
+    """The signed request's JSON object, or an error response (401 or 400)."""
+    body = request.get_data(cache=True)
+    try:
+        verify_request(
+            current_app.config.get("HUBSPOT_CLIENT_SECRET"),
+            request.method,
+            called_uri(),
+            body,
+            request.headers,
+        )
+    except SignatureError as exc:
+        log.warning("rejected unsigned HubSpot request to %s: %s", request.path, exc.reason)
+        return None, error(401, "Invalid signature", exc.reason)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, error(400, "Malformed JSON", "The body is not valid JSON.")
+    if not isinstance(data, dict):
+        return None, error(400, "Malformed JSON", "The body must be a JSON object.")
+    return data, None
+
+
+def unavailable(exc: Exception):
+    db.session.rollback()
+    log.error("execution not recorded, asking HubSpot to retry: %s", exc)
+    response = error(503, "Temporarily unavailable", "Try again shortly.")
+    response[0].headers["Retry-After"] = "30"
+    return response
+
+
+@bp.post("/enroll")
+def execution_receive():
+    """Record one execution of *Enroll in sequence* (once per callbackId) and answer BLOCK."""
+    data, failure = verified_json()
+    if failure:
+        return failure
+    try:
+        execution = enrollment_service.parse_execution(data)
+    except enrollment_service.InvalidExecution as exc:
+        log.warning("invalid execution payload: %s", exc)
+        return error(400, "Invalid execution", str(exc))
+    try:
+        row = enrollment_service.record_execution(execution)
+        enrollment_service.ensure_enqueued(row)
+    except enrollment_service.UnknownPortal as exc:
+        return error(400, "Unknown portal", str(exc))
+    except (RedisError, OperationalError, SQLAlchemyError) as exc:
+        return unavailable(exc)
+    return jsonify(BLOCK_ANSWER)
+
+
+@bp.post("/options")
+def options_list():
+    """Dropdown options for one input field, from the database only."""
+    data, failure = verified_json()
+    if failure:
+        return failure
+    origin = data.get("origin")
+    portal_id = origin.get("portalId") if isinstance(origin, dict) else None
+    field = data.get("inputFieldName")
+    if not isinstance(field, str) or field not in action_service.FIELD_OPTIONS:
+        return error(400, "Invalid options request", "inputFieldName is missing or unknown.")
+    fetch = data.get("fetchOptions") or {}
+    input_fields = data.get("inputFields") or {}
+    if not isinstance(fetch, dict) or not isinstance(input_fields, dict):
+        return error(400, "Invalid options request", "fetchOptions and inputFields are objects.")
+    q, after = fetch.get("q"), fetch.get("after")
+    if (q is not None and not isinstance(q, str)) or (
+        after is not None and not isinstance(after, str)
+    ):
+        return error(400, "Invalid options request", "q and after must be strings.")
+    try:
+        workspace_id = enrollment_service.workspace_for_portal(portal_id)
+        return jsonify(
+            action_service.field_options(workspace_id, field, q and q.strip(), after, input_fields)
+        )
+    except enrollment_service.UnknownPortal as exc:
+        return error(400, "Unknown portal", str(exc))
+    except SQLAlchemyError as exc:
+        return unavailable(exc)
+
+
+@bp.app_context_processor
+def action_status_context():
+    """Lets ``actions/_status.html`` find the publication by itself on any page that includes it."""
+
+    def action_publication():
+        return action_service.published_action(current_app.config.get("HUBSPOT_APP_ID"))
+
+    return {"action_publication": action_publication}

@@ -1,0 +1,85 @@
+"""End to end: the sandbox's workflow runner calls AutoSeq over HTTP; the worker enrolls."""
+
+from __future__ import annotations
+
+from autoseq.models import Enrollment
+
+
+def test_direct_enrollment_is_recorded_enrolled_and_completed(world, run_jobs):
+    contact = world.contacts(1)[0]
+    [cb] = world.fire([contact], world.direct("team", "bob@acme.test"))
+
+    delivery = world.admin.callback(cb)
+    assert delivery["status"] == "blocked"
+    assert delivery["outputFields"] == {
+        "hs_execution_state": "BLOCK",
+        "hs_expiration_duration": "P1D",
+    }
+    row = world.row(cb)
+    assert row.status == "queued" and row.contact_id == contact and row.workflow_id == "77"
+    assert row.sequence_name == "Cold Outbound - SaaS Companies"
+
+    run_jobs()
+
+    row = world.row(cb)
+    assert (row.status, row.outcome, row.attempts) == ("enrolled", "enrolled", 1)
+    assert row.sender_email == "bob@acme.test" and row.callback_completed_at is not None
+    assert world.outputs(cb) == {
+        "hs_execution_state": "SUCCESS",
+        "enrollment_status": "enrolled",
+        "failure_reason": "",
+        "sender_email": "bob@acme.test",
+        "sequence_name": "Cold Outbound - SaaS Companies",
+    }
+    [enrolled] = world.admin.enrollments()
+    assert (enrolled["contactId"], enrolled["senderEmail"]) == (contact, "bob@acme.test")
+    assert enrolled["sequenceId"] == world.sequences["team"].id
+
+
+def test_rotation_enrollments_spread_over_its_mailboxes(world, run_jobs):
+    rotation = world.rotation("Outbound reps", ["bob@acme.test", "cyd@acme.test"])
+    rotation_id = rotation.id
+    contacts = world.contacts(4)
+    world.fire(contacts, world.via_rotation("team", rotation))
+    run_jobs()
+    senders = sorted(e["senderEmail"] for e in world.admin.enrollments())
+    assert senders == ["bob@acme.test", "bob@acme.test", "cyd@acme.test", "cyd@acme.test"]
+    assert {r.outcome for r in world.rows()} == {"enrolled"}
+    assert all(r.rotation_id == rotation_id for r in world.rows())
+
+
+def test_duplicate_delivery_of_one_callback_makes_one_row_one_job_one_enrollment(
+    world, run_jobs, redis
+):
+    contact = world.contacts(1)[0]
+    [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
+    # HubSpot delivers the same execution again (same callbackId): replay the signed request.
+    import json
+
+    from hubspot_sandbox.signing import signed_headers
+
+    first = world.admin.callback(cb)
+    payload = {
+        "callbackId": cb,
+        "origin": {"portalId": world.portal_id, "actionDefinitionId": 1},
+        "context": {"source": "WORKFLOWS", "workflowId": 77},
+        "object": {"objectId": int(contact), "objectType": "CONTACT"},
+        "inputFields": first["inputFields"],
+    }
+    url = world.url + "/hubspot/actions/enroll"
+    body = json.dumps(payload)
+    import requests
+
+    for _ in range(2):
+        headers = signed_headers(world.state.app.client_secret, "POST", url, body)
+        response = requests.post(url, data=body, headers=headers, timeout=5)
+        assert response.status_code == 200
+        assert response.json()["outputFields"]["hs_execution_state"] == "BLOCK"
+    assert len(world.rows()) == 1
+    from autoseq.jobs import get_queue
+
+    assert get_queue("enrollments", redis).count == 1
+    run_jobs()
+    assert world.enrolled_contacts() == [contact]
+    assert world.row(cb).attempts == 1
+    assert Enrollment.query.count() == 1
