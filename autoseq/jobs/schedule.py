@@ -51,12 +51,6 @@ PERIODIC_JOBS: list[PeriodicJob] = [
         interval=5 * 60,
         queue="enrollments",
     ),
-    PeriodicJob(
-        "requeue-stuck-enrollments",
-        "autoseq.jobs.enrollments.requeue_stuck_enrollments",
-        interval=5 * 60,
-        queue="enrollments",
-    ),
     PeriodicJob("sync-tick", "autoseq.jobs.sync.sync_due_workspaces", interval=3600),
 ]
 
