@@ -38,6 +38,9 @@ _KEYS = (
     "HUBSPOT_RATE_LIMIT",
     "HUBSPOT_RETRY_BACKOFF",
     "HUBSPOT_RATE_LIMIT_MAX_WAIT",
+    "HUBSPOT_RETRY_BACKOFF_MAX",
+    "HUBSPOT_MAX_RETRIES",
+    "HUBSPOT_TIMEOUT",
     "PUBLIC_BASE_URL",
 )
 
@@ -86,7 +89,7 @@ class World:
         self.state = sandbox.state
         self.portal = portal
         self.portal_id = portal.id
-        self.workspace = workspace
+        self.workspace_id = workspace.id
         self.url = autoseq_url
         self.admin = Admin(sandbox, portal.id)
         self.definition_id: str | None = None
@@ -95,7 +98,7 @@ class World:
 
     def mailbox(self, email: str) -> Mailbox:
         return db.session.scalar(
-            db.select(Mailbox).filter_by(workspace_id=self.workspace.id, email=email)
+            db.select(Mailbox).filter_by(workspace_id=self.workspace_id, email=email)
         )
 
     def fire(self, contact_ids, inputs: dict, workflow_id: int = 77, wait: bool = True) -> list:
@@ -130,7 +133,7 @@ class World:
         }
 
     def rotation(self, name: str, emails: list[str]) -> Rotation:
-        rotation = Rotation(workspace_id=self.workspace.id, name=name)
+        rotation = Rotation(workspace_id=self.workspace_id, name=name)
         db.session.add(rotation)
         db.session.flush()
         for position, email in enumerate(emails):
@@ -166,7 +169,7 @@ class World:
         return ids[:n]
 
     def sync(self) -> None:
-        run = run_sync(self.workspace.id)
+        run = run_sync(self.workspace_id)
         assert run.status == "succeeded", run.error
 
 
@@ -220,12 +223,17 @@ def action_sandbox(app):
         HUBSPOT_DEVELOPER_API_KEY=state.app.developer_api_key,
         HUBSPOT_RATE_LIMIT=(100_000, 10.0),
         HUBSPOT_RETRY_BACKOFF=0.01,
+        HUBSPOT_RETRY_BACKOFF_MAX=0.05,
+        HUBSPOT_MAX_RETRIES=4,
+        HUBSPOT_TIMEOUT=(2.0, 10.0),
         HUBSPOT_RATE_LIMIT_MAX_WAIT=5.0,
     )
     try:
         yield server
     finally:
-        app.config.update(saved)
+        for key in _KEYS:
+            app.config.pop(key, None)
+        app.config.update({k: v for k, v in saved.items() if v is not None})
         server.stop()
 
 

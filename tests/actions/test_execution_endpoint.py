@@ -1,0 +1,110 @@
+"""The execution endpoint answers 4xx only for requests that can never succeed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from autoseq.hubspot.signatures import sign_v3
+from autoseq.jobs import get_queue
+from autoseq.models import Enrollment
+
+
+@pytest.fixture
+def post(world):
+    url = world.url + "/hubspot/actions/enroll"
+    secret = world.state.app.client_secret
+
+    def send(payload) -> requests.Response:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        ts = str(int(time.time() * 1000))
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, ts),
+            "X-HubSpot-Request-Timestamp": ts,
+        }
+        return requests.post(url, data=body, headers=headers, timeout=5)
+
+    return send
+
+
+def _payload(world, **changes):
+    payload = {
+        "callbackId": "ap-123",
+        "origin": {"portalId": world.portal_id, "actionDefinitionId": 9},
+        "context": {"source": "WORKFLOWS", "workflowId": 12},
+        "object": {"objectId": int(world.contacts(1)[0]), "objectType": "CONTACT"},
+        "inputFields": world.direct("team", "ada@acme.test"),
+        "somethingNew": {"ignored": True},
+    }
+    payload.update(changes)
+    return payload
+
+
+def test_unknown_portal_is_a_400_with_a_reason(world, post):
+    response = post(_payload(world, origin={"portalId": 999999}))
+    assert response.status_code == 400
+    assert "999999" in response.json()["message"]
+    assert Enrollment.query.count() == 0
+
+
+def test_malformed_json_is_a_400(world, post):
+    response = post(b"{not json")
+    assert response.status_code == 400 and response.json()["error"] == "Malformed JSON"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"callbackId": None}, "callbackId"),
+        ({"object": {"objectType": "CONTACT"}}, "objectId"),
+        ({"inputFields": {"send_from": "mailbox", "mailbox": "1"}}, "sequence"),
+        ({"inputFields": {"sequence": "1", "send_from": "pigeon"}}, "send_from"),
+        ({"inputFields": {"sequence": "1", "send_from": "rotation"}}, "rotation"),
+        ({"origin": {}}, "portalId"),
+    ],
+)
+def test_missing_or_malformed_fields_are_a_400_naming_them(world, post, change, reason):
+    response = post(_payload(world, **change))
+    assert response.status_code == 400
+    assert reason in response.json()["message"]
+
+
+def test_the_execution_is_recorded_with_what_hubspot_sent(world, post, redis):
+    response = post(_payload(world))
+    assert response.status_code == 200
+    assert response.json() == {
+        "outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P1D"}
+    }
+    row = Enrollment.query.one()
+    assert (row.callback_id, row.workflow_id, row.action_definition_id) == ("ap-123", "12", "9")
+    assert row.sequence_hubspot_id == world.sequences["team"].id
+    assert row.mailbox_id == world.mailbox("ada@acme.test").id and row.send_mode == "mailbox"
+    assert row.input_fields["send_from"] == "mailbox"
+    assert get_queue("enrollments", redis).job_ids == [f"enroll-{row.id}"]
+
+
+def test_redis_down_answers_503_and_the_retry_enqueues(world, post, app, redis):
+    real = app.extensions["redis"]
+    from redis import Redis
+
+    app.extensions["redis"] = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        response = post(_payload(world))
+    finally:
+        app.extensions["redis"] = real
+    assert response.status_code == 503
+    assert Enrollment.query.count() == 1  # committed before the enqueue failed
+    again = post(_payload(world))
+    assert again.status_code == 200
+    row = Enrollment.query.one()
+    assert get_queue("enrollments", redis).job_ids == [f"enroll-{row.id}"]
+
+
+def test_the_endpoint_answers_well_under_a_second(world, post):
+    started = time.monotonic()
+    assert post(_payload(world)).status_code == 200
+    assert time.monotonic() - started < 0.5
