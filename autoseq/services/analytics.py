@@ -354,8 +354,12 @@ def local_day_expression(filters: Filters, dialect: str):
         return cast(func.timezone(filters.tz.key, Enrollment.created_at), Date)
     segments = offset_segments(filters.tz, filters.start, filters.end)
 
+    # SQLite rounds fractional seconds to milliseconds (23:59:59.9999 would become the next
+    # day), so the shift works on the whole seconds of the stored 'YYYY-MM-DD HH:MM:SS.ffffff'.
+    whole_seconds = func.substr(Enrollment.created_at, 1, 19)
+
     def shifted(seconds: int):
-        return func.date(Enrollment.created_at, literal(f"{seconds:+d} seconds"))
+        return func.date(whole_seconds, literal(f"{seconds:+d} seconds"))
 
     if len(segments) == 1:
         return shifted(segments[0][1])

@@ -1,0 +1,94 @@
+"""The execution log: keyset paging over (created_at, id), newest first."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from autoseq.extensions import db
+from autoseq.services import analytics
+from autoseq.services.analytics import Filters
+
+
+def _insert_with_ties(workspace, make_enrollment, n=137):
+    base = datetime.now(UTC) - timedelta(days=3)
+    for i in range(n):
+        # Groups of three share a timestamp, so the id must break the tie.
+        make_enrollment(workspace, created_at=base + timedelta(minutes=i // 3), commit=False)
+    db.session.commit()
+
+
+def _expected_order(workspace):
+    rows = db.session.execute(
+        db.select(analytics.Enrollment.created_at, analytics.Enrollment.id).filter_by(
+            workspace_id=workspace.id
+        )
+    ).all()
+    return [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+
+
+def test_keyset_paging_visits_each_row_once_in_order(workspace, make_enrollment):
+    _insert_with_ties(workspace, make_enrollment)
+    filters = Filters.parse({}, workspace)
+    seen, after = [], None
+    for _ in range(100):
+        page = analytics.log_page(filters, after=after, size=10)
+        seen += [r.id for r in page.rows]
+        after = page.next_cursor
+        if after is None:
+            break
+    assert seen == _expected_order(workspace)
+    assert len(seen) == 137
+
+
+def test_keyset_paging_back_returns_the_same_pages(workspace, make_enrollment):
+    _insert_with_ties(workspace, make_enrollment, n=45)
+    filters = Filters.parse({}, workspace)
+    pages, after = [], None
+    while True:
+        page = analytics.log_page(filters, after=after, size=10)
+        pages.append([r.id for r in page.rows])
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert pages[0] and page.prev_cursor
+    back, before = [], page.prev_cursor
+    while before:
+        page = analytics.log_page(filters, before=before, size=10)
+        back.insert(0, [r.id for r in page.rows])
+        before = page.prev_cursor
+    assert back == pages[:-1]
+
+
+def test_first_page_has_no_newer_link(workspace, make_enrollment):
+    _insert_with_ties(workspace, make_enrollment, n=12)
+    page = analytics.log_page(Filters.parse({}, workspace), size=10)
+    assert page.prev_cursor is None and page.next_cursor is not None
+
+
+def test_log_page_links_contact_and_workflow_in_hubspot(logged_in, workspace, make_enrollment):
+    make_enrollment(workspace, contact_id="4242", workflow_id="987654", portal_id=62515)
+    html = logged_in.get(f"/w/{workspace.id}/analytics/log").get_data(as_text=True)
+    assert "https://app.hubspot.com/contacts/62515/record/0-1/4242" in html
+    assert "https://app.hubspot.com/workflows/62515/platform/flow/987654/edit" in html
+
+
+def test_log_next_link_keeps_filters_and_pages_on(logged_in, workspace, make_enrollment):
+    for i in range(60):
+        make_enrollment(workspace, status="failed", commit=False, contact_id=f"9{i:03d}")
+        make_enrollment(workspace, status="enrolled", commit=False)
+    db.session.commit()
+    first = logged_in.get(f"/w/{workspace.id}/analytics/log?status=failed").get_data(as_text=True)
+    link = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert "status=failed" in link and "after=" in link
+    second = logged_in.get(link).get_data(as_text=True)
+    assert second.count('class="badge badge-failed"') == 10
+    assert 'class="badge badge-enrolled"' not in second
+
+
+def test_broken_cursor_shows_the_first_page_with_a_message(logged_in, workspace, make_enrollment):
+    make_enrollment(workspace, contact_id="777")
+    response = logged_in.get(f"/w/{workspace.id}/analytics/log?after=not-a-cursor")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "That page link is broken" in html and ">777<" in html
