@@ -593,10 +593,17 @@ def active_run(workspace_id: int) -> SyncRun | None:
     )
     if run is None:
         return None
-    if _is_dead(run):
-        _finish(run, SyncStatus.FAILED, "The sync was interrupted before it finished.")
-        db.session.commit()
-        return None
+    check_run(run)
+    return None if run.is_finished else run
+
+
+def check_run(run: SyncRun) -> SyncRun:
+    """Mark a queued/running run failed when its job is gone (so a poller never waits forever)."""
+    if not run.is_finished and _is_dead(run):
+        db.session.refresh(run)
+        if not run.is_finished:
+            _finish(run, SyncStatus.FAILED, "The sync was interrupted before it finished.")
+            db.session.commit()
     return run
 
 
