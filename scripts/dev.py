@@ -114,6 +114,8 @@ def run() -> int:
     env["REDIS_URL"] = ensure_redis()
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{WEB_PORT}")
     env["PYTHONUNBUFFERED"] = "1"
+    # The Procfile's `python` must be this virtualenv's, whatever the shell's PATH says.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     procfile = ROOT / "Procfile.dev"
     use_sandbox = not env.get("HUBSPOT_CLIENT_ID")
     if use_sandbox:
