@@ -15,6 +15,7 @@ from wtforms import (
     StringField,
 )
 from wtforms.validators import (
+    DataRequired,
     Email,
     InputRequired,
     Length,
@@ -113,7 +114,9 @@ class RotationForm(FlaskForm):
     """A rotation: name, split, reset period and its members in order."""
 
     name = StringField(
-        "Name", filters=[_strip], validators=[InputRequired(), Length(min=1, max=120)]
+        "Name",
+        filters=[_strip],
+        validators=[DataRequired(message="Give the rotation a name."), Length(max=120)],
     )
     mode = SelectField(
         "Split",

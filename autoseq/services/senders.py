@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import (
@@ -36,6 +37,7 @@ from ..models import (
     MailboxStatus,
     ResetPeriod,
     Rotation,
+    RotationMember,
     RotationMode,
     Sequence,
     Sharing,
@@ -314,7 +316,10 @@ def choose_sender(
 
 def _choose_direct(workspace, sequence, mailbox_id, exclude, now) -> SenderChoice:
     mailbox = db.session.scalar(
-        db.select(Mailbox).filter_by(id=mailbox_id, workspace_id=workspace.id if workspace else -1)
+        db.select(Mailbox)
+        .filter_by(id=mailbox_id, workspace_id=workspace.id if workspace else -1)
+        .options(joinedload(Mailbox.hubspot_user))
+        .execution_options(populate_existing=True)  # current status, cap and seat
     )
     if mailbox is None:
         raise NoSender(MAILBOX_NOT_FOUND, f"Mailbox #{mailbox_id} does not exist in this workspace")
@@ -350,9 +355,9 @@ def _ms_window() -> int:
 
 def _choose_from_rotation(workspace, sequence, rotation_id, exclude, now) -> SenderChoice:
     rotation = db.session.scalar(
-        db.select(Rotation).filter_by(
-            id=rotation_id, workspace_id=workspace.id if workspace else -1
-        )
+        db.select(Rotation)
+        .filter_by(id=rotation_id, workspace_id=workspace.id if workspace else -1)
+        .execution_options(populate_existing=True)  # a long-lived session must see a deletion
     )
     if rotation is None:
         raise NoSender(ROTATION_DELETED, f"Rotation #{rotation_id} no longer exists")
@@ -362,7 +367,15 @@ def _choose_from_rotation(workspace, sequence, rotation_id, exclude, now) -> Sen
             f"The rotation “{rotation.name}” was deleted on "
             f"{rotation.deleted_at.date().isoformat()}; pick another sender in the workflow",
         )
-    members = [m for m in rotation.members if m.mailbox is not None]
+    members = list(
+        db.session.scalars(
+            db.select(RotationMember)
+            .filter_by(rotation_id=rotation.id)
+            .order_by(RotationMember.position, RotationMember.id)
+            .options(joinedload(RotationMember.mailbox).joinedload(Mailbox.hubspot_user))
+            .execution_options(populate_existing=True)  # current status, cap and seat
+        )
+    )
     if not members:
         raise NoSender(ROTATION_EMPTY, f"The rotation “{rotation.name}” has no mailboxes")
 
