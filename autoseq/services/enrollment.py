@@ -273,7 +273,9 @@ def needs_job(row: Enrollment) -> bool:
     return row.callback_completed_at is None and row.failure_code != "NEEDS_RECONNECT"
 
 
-def ensure_enqueued(row: Enrollment, *, force_new: bool = False) -> bool:
+def ensure_enqueued(
+    row: Enrollment, *, force_new: bool = False, heartbeat_grace: float | None = None
+) -> bool:
     """Enqueue the job of a queued enrollment unless a live job has it; True when enqueued.
 
     A short Redis guard makes concurrent deliveries of one callback enqueue at most once; the job
@@ -286,7 +288,7 @@ def ensure_enqueued(row: Enrollment, *, force_new: bool = False) -> bool:
     if not connection.set(guard, "1", nx=True, ex=30):
         return False
     try:
-        if job_is_live(row.job_id):
+        if job_is_live(row.job_id, heartbeat_grace):
             return False
         job_id = f"enroll-{row.id}"
         if force_new or (row.job_id and row.job_id == job_id):
@@ -325,7 +327,7 @@ def requeue_stuck(
     for row in rows:
         if job_is_live(row.job_id, heartbeat_grace):
             continue
-        if ensure_enqueued(row, force_new=True):
+        if ensure_enqueued(row, force_new=True, heartbeat_grace=heartbeat_grace):
             count += 1
     if count:
         log.warning("re-enqueued %d stuck enrollments", count)

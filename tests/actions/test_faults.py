@@ -1,0 +1,185 @@
+"""HubSpot misbehaves, workers die: every contact is still enrolled exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from autoseq.services import enrollment as enrollment_service
+
+from .conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def drain(world, run_jobs, callback_ids, timeout: float = 60.0) -> None:
+    """Run the worker (retries come back after their backoff) until every callback completed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run_jobs()
+        if all(world.completion(cb) for cb in callback_ids):
+            return
+        assert time.monotonic() < deadline, [world.admin.callback(cb) for cb in callback_ids]
+        time.sleep(0.5)
+
+
+def assert_enrolled_once(world, contacts, callback_ids):
+    enrolled = world.enrolled_contacts()
+    assert sorted(enrolled) == sorted(contacts)  # each exactly once (one entry per contact)
+    for cb in callback_ids:
+        assert world.outputs(cb)["enrollment_status"] == "enrolled"
+        assert world.row(cb).status == "enrolled"
+
+
+def _off_after(world, seconds: float, **faults):
+    def reset():
+        time.sleep(seconds)
+        world.admin.faults(**faults)
+
+    thread = threading.Thread(target=reset, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_5xx_storm_is_retried_and_each_contact_enrolled_once(world, run_jobs):
+    contacts = world.contacts(3)
+    callback_ids = world.fire(contacts, world.direct("team", "ada@acme.test"))
+    world.admin.faults(error_rate=1.0)
+    _off_after(world, 1.5, error_rate=0.0)
+    run_jobs()  # every try fails: the client's retries, then the job's own retry later
+    assert all(world.row(cb).status == "queued" for cb in callback_ids)
+    assert all(world.row(cb).attempts >= 1 for cb in callback_ids)
+    drain(world, run_jobs, callback_ids)
+    assert_enrolled_once(world, contacts, callback_ids)
+    assert world.admin.stats()["by_status"].get("500", 0) > 0
+
+
+def test_a_429_storm_is_waited_out_and_each_contact_enrolled_once(world, run_jobs):
+    contacts = world.contacts(3)
+    callback_ids = world.fire(contacts, world.direct("team", "ada@acme.test"))
+    world.admin.faults(rate_limit_storm_seconds=2)
+    drain(world, run_jobs, callback_ids)
+    assert_enrolled_once(world, contacts, callback_ids)
+    assert world.admin.stats()["rate_limited"] > 0
+
+
+class _EnrollTrap(dict):
+    """The portal's enrollments, turning on a 5xx fault as soon as one is stored: the callback
+    completion that follows is refused."""
+
+    def __init__(self, portal, data):
+        super().__init__(data)
+        self.portal = portal
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.portal.faults.error_rate = 1.0
+
+
+def test_a_refused_callback_completion_is_retried_without_re_enrolling(world, run_jobs):
+    contact = world.contacts(1)[0]
+    [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
+    world.portal.enrollments = _EnrollTrap(world.portal, world.portal.enrollments)
+    run_jobs()
+    row = world.row(cb)
+    assert row.status == "enrolled" and row.callback_completed_at is None
+    assert world.completion(cb) is None
+    world.admin.faults(error_rate=0.0)
+    drain(world, run_jobs, [cb])
+    row = world.row(cb)
+    assert row.attempts == 1 and row.callback_completed_at is not None
+    assert world.outputs(cb)["hs_execution_state"] == "SUCCESS"
+    assert world.enrolled_contacts() == [contact]
+
+
+def _worker_config(app) -> dict:
+    keys = (
+        "SQLALCHEMY_DATABASE_URI",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "PUBLIC_BASE_URL",
+        "HUBSPOT_API_BASE",
+        "HUBSPOT_CLIENT_ID",
+        "HUBSPOT_CLIENT_SECRET",
+        "HUBSPOT_APP_ID",
+        "HUBSPOT_RATE_LIMIT",
+        "HUBSPOT_RETRY_BACKOFF",
+        "HUBSPOT_RETRY_BACKOFF_MAX",
+        "HUBSPOT_TIMEOUT",
+        "TOKEN_ENCRYPTION_KEYS",
+    )
+    config = {k: app.config[k] for k in keys if app.config.get(k) is not None}
+    config["AUTOSEQ_ENV"] = "testing"
+    config["TOKEN_ENCRYPTION_KEY"] = ",".join(app.config["TOKEN_ENCRYPTION_KEYS"])
+    return config
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the worker and its work horse (RQ puts the horse in its own process group)."""
+    for child in _children(pid):
+        os.kill(child, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world, app, run_jobs):
+    contact = world.contacts(1)[0]
+    [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
+    world.admin.faults(latency_ms=1500)  # the enroll call is slow: time to kill the worker
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("worker_proc.py")),
+            json.dumps(_worker_config(app)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    enroll_key = "POST /automation/v4/sequences/enrollments"
+    try:
+        assert wait_until(lambda: world.admin.stats()["by_path"].get(enroll_key), timeout=30)
+    finally:
+        _kill_tree(proc.pid)
+        proc.wait(10)
+    # HubSpot finishes the call the dead worker made: the contact is enrolled, AutoSeq not told.
+    assert wait_until(lambda: world.enrolled_contacts() == [contact], timeout=10)
+    world.admin.faults(latency_ms=0)
+    row = world.row(cb)
+    assert (row.status, row.attempts) == ("queued", 1)
+
+    # The periodic sweep finds the row with no live job and re-enqueues it; a second worker runs.
+    requeued = enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0)
+    assert requeued == 1
+    drain(world, run_jobs, [cb])
+    row = world.row(cb)
+    assert (row.status, row.outcome) == ("enrolled", "enrolled")
+    assert world.enrolled_contacts() == [contact]
+    assert world.outputs(cb)["hs_execution_state"] == "SUCCESS"
+    assert world.admin.stats()["by_path"][enroll_key] == 1  # never sent twice
+
+
+def test_the_stuck_sweep_leaves_rows_with_a_live_job_alone(world, redis):
+    world.fire(world.contacts(2), world.direct("team", "ada@acme.test"))
+    assert enrollment_service.requeue_stuck(older_than=timedelta(0)) == 0

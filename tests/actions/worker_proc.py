@@ -1,0 +1,30 @@
+"""A real AutoSeq worker in its own process (tests kill it): ``python worker_proc.py '<json>'``.
+
+The JSON holds the app config overrides of the test's app, so the worker sees the same database,
+Redis and HubSpot sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    from autoseq import create_app
+    from autoseq.jobs import get_queue
+    from autoseq.jobs.worker import AutoSeqWorker
+
+    config = json.loads(sys.argv[1])
+    for key, value in list(config.items()):
+        if isinstance(value, list):
+            config[key] = tuple(value) if key != "TOKEN_ENCRYPTION_KEYS" else value
+    app = create_app(config)
+    connection = app.extensions["redis"]
+    worker = AutoSeqWorker([get_queue("enrollments", connection)], connection=connection)
+    worker.app = app
+    worker.work(burst=True)
+
+
+if __name__ == "__main__":
+    main()
