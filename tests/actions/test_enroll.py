@@ -83,3 +83,44 @@ def test_duplicate_delivery_of_one_callback_makes_one_row_one_job_one_enrollment
     assert world.enrolled_contacts() == [contact]
     assert world.row(cb).attempts == 1
     assert Enrollment.query.count() == 1
+
+
+def test_concurrent_duplicate_deliveries_race_to_one_row_and_one_job(world, run_jobs, redis):
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from autoseq.jobs import get_queue
+    from hubspot_sandbox.signing import signed_headers
+
+    url = world.url + "/hubspot/actions/enroll"
+    contacts = world.contacts(5)
+    bodies = [
+        json.dumps(
+            {
+                "callbackId": f"ap-race-{c}",
+                "origin": {"portalId": world.portal_id},
+                "context": {"workflowId": 3},
+                "object": {"objectId": c, "objectType": "CONTACT"},
+                "inputFields": world.direct("team", "ada@acme.test"),
+            }
+        )
+        for c in contacts
+    ]
+
+    def deliver(body):
+        while True:  # like HubSpot: a 5xx is delivered again
+            headers = signed_headers(world.state.app.client_secret, "POST", url, body)
+            response = requests.post(url, data=body, headers=headers, timeout=10)
+            if response.status_code != 503:
+                return response.status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(deliver, [b for b in bodies for _ in range(4)]))
+    assert statuses == [200] * 20
+    assert len(world.rows()) == 5
+    assert get_queue("enrollments", redis).count == 5
+    run_jobs()
+    assert sorted(world.enrolled_contacts()) == sorted(contacts)
+    assert all(r.attempts == 1 for r in world.rows())

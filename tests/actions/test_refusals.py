@@ -160,3 +160,23 @@ def test_unknown_mailbox_id_fails_with_reason(world, run_jobs):
     assert world.row(cb).failure_code == "MAILBOX_NOT_FOUND"
     assert world.outputs(cb)["failure_reason"] == "Mailbox not found"
     assert Mailbox.query.count() == 3
+
+
+def test_a_connection_needing_reconnect_fails_the_enrollment_once_without_retrying(
+    world, run_jobs, redis
+):
+    from datetime import timedelta
+
+    from autoseq.jobs import get_queue
+    from autoseq.services import enrollment as enrollment_service
+
+    [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
+    world.admin.faults(revoke=True)
+    run_jobs()
+    row = world.row(cb)
+    assert (row.status, row.failure_code) == ("failed", "NEEDS_RECONNECT")
+    assert row.failure_reason == "HubSpot connection needs reconnecting"
+    assert row.callback_completed_at is None and world.completion(cb) is None
+    assert get_queue("enrollments", redis).count == 0
+    assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 0
+    assert world.admin.enrollments() == []
