@@ -6,6 +6,7 @@ enrollments are written with bulk INSERTs in chunks, fast enough for a million r
 
 from __future__ import annotations
 
+import itertools
 import random
 import time as clock
 import uuid
@@ -193,6 +194,8 @@ def generate(
     # A few popular sequences and workflows, a long tail of others.
     seq_weights = [1 / (i + 1) ** 0.8 for i in range(len(seqs))]
     wf_weights = [1 / (i + 1) ** 0.7 for i in range(len(workflow_ids))]
+    seq_cum = list(itertools.accumulate(seq_weights))
+    wf_cum = list(itertools.accumulate(wf_weights))
     seq_info = [(s.id, s.hubspot_id, s.name, s.removed_at) for s in seqs]
     fail_codes = [f[:2] for f in FAILURES]
     fail_weights = [f[2] for f in FAILURES]
@@ -206,7 +209,10 @@ def generate(
     inserted = 0
     while inserted < count:
         rows = []
-        for i in range(inserted, min(inserted + chunk, count)):
+        size = min(chunk, count - inserted)
+        picked_seqs = rng.choices(seq_info, cum_weights=seq_cum, k=size)
+        picked_wfs = rng.choices(workflow_ids, cum_weights=wf_cum, k=size)
+        for n, i in enumerate(range(inserted, inserted + size)):
             # Rejection-sample timestamps: fewer at night and on weekends.
             while True:
                 created = begin + timedelta(seconds=rng.random() * span)
@@ -215,7 +221,7 @@ def generate(
                 )
                 if rng.random() < weight:
                     break
-            seq_id, seq_hs_id, seq_name, seq_removed = rng.choices(seq_info, seq_weights)[0]
+            seq_id, seq_hs_id, seq_name, seq_removed = picked_seqs[n]
             if rng.random() < 0.3 and rotation_ids:
                 rotation_id = rng.choice(rotation_ids)
                 mailbox_id = rng.choice(rotation_members[rotation_id] or box_ids)
@@ -243,7 +249,7 @@ def generate(
                     "workspace_id": workspace_id,
                     "callback_id": f"demo-{batch_tag}-{i}",
                     "portal_id": portal_id,
-                    "workflow_id": rng.choices(workflow_ids, wf_weights)[0],
+                    "workflow_id": picked_wfs[n],
                     "contact_id": str(rng.randint(1_000, 99_999_999)),
                     "sequence_id": seq_id,
                     "sequence_hubspot_id": seq_hs_id,
@@ -263,7 +269,9 @@ def generate(
                     "finished_at": finished,
                 }
             )
-        db.session.execute(insert(Enrollment), rows)
+        # Core insert on the table: one executemany per chunk (the ORM bulk path would split
+        # the chunk into many small batches by which columns are NULL).
+        db.session.execute(insert(Enrollment.__table__), rows)
         db.session.commit()
         inserted += len(rows)
         if progress:

@@ -370,8 +370,24 @@ def local_day_expression(filters: Filters, dialect: str):
     return case(*whens, else_=shifted(segments[-1][1]))
 
 
-def per_day(filters: Filters) -> list[Day]:
+def per_day(filters: Filters, rows=None) -> list[Day]:
     """Enrollments per local day over the period, every day present (zeros included)."""
+    if rows is None:
+        rows = _per_day_rows(filters)
+    by_day = {}
+    for day, total, succeeded, failed in rows:
+        key = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
+        by_day[key] = _counts(total, succeeded, failed)
+    return [
+        Day(
+            filters.start_date + timedelta(days=i),
+            by_day.get(filters.start_date + timedelta(days=i), Counts()),
+        )
+        for i in range(filters.days)
+    ]
+
+
+def _per_day_rows(filters: Filters):
     dialect = db.engine.dialect.name
     inner = (
         select(
@@ -391,17 +407,76 @@ def per_day(filters: Filters) -> list[Day]:
             func.sum(case((bad, 1), else_=0)),
         ).group_by(inner.c.day)
     ).all()
-    by_day = {}
-    for day, total, succeeded, failed in rows:
-        key = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
-        by_day[key] = _counts(total, succeeded, failed)
-    return [
-        Day(
-            filters.start_date + timedelta(days=i),
-            by_day.get(filters.start_date + timedelta(days=i), Counts()),
+    return rows
+
+
+# The breakdown tables: their GROUP BY columns.
+DIMENSIONS = {
+    "sequence": (Enrollment.sequence_id, Enrollment.sequence_name),
+    "workflow": (Enrollment.workflow_id,),
+    "mailbox": (Enrollment.mailbox_id,),
+    "rotation": (Enrollment.rotation_id,),
+    "reason": (Enrollment.failure_code,),
+}
+
+
+def grouping_sets_rows(filters: Filters) -> dict[str, list[tuple]]:
+    """PostgreSQL: the per-day and every breakdown's groups in ONE scan (GROUPING SETS).
+
+    Returns, per name ("day", "sequence", ...), tuples shaped as the separate queries return
+    them: (*keys, total, succeeded, failed), and for "reason" (code, failed, 0, failed, reason).
+    """
+    names = ("day", "sequence", "workflow", "mailbox", "rotation", "reason")
+    inner = (
+        select(
+            local_day_expression(filters, "postgresql").label("day"),
+            Enrollment.sequence_id,
+            Enrollment.sequence_name,
+            Enrollment.workflow_id,
+            Enrollment.mailbox_id,
+            Enrollment.rotation_id,
+            Enrollment.failure_code,
+            Enrollment.failure_reason,
+            Enrollment.status,
         )
-        for i in range(filters.days)
-    ]
+        .where(*filters.conditions())
+        .subquery()
+    )
+    c = inner.c
+    keys = {
+        "day": (c.day,),
+        "sequence": (c.sequence_id, c.sequence_name),
+        "workflow": (c.workflow_id,),
+        "mailbox": (c.mailbox_id,),
+        "rotation": (c.rotation_id,),
+        "reason": (c.failure_code,),
+    }
+    ok = func.sum(case((c.status == EnrollmentStatus.ENROLLED.value, 1), else_=0))
+    bad = func.sum(case((c.status == EnrollmentStatus.FAILED.value, 1), else_=0))
+    query = select(
+        *(func.grouping(keys[n][0]) for n in names),
+        *(col for n in names for col in keys[n]),
+        func.count(),
+        ok,
+        bad,
+        func.max(c.failure_reason),
+    ).group_by(func.grouping_sets(*(tuple_(*keys[n]) for n in names)))
+    out: dict[str, list[tuple]] = {n: [] for n in names}
+    width = len(names)
+    for row in db.session.execute(query):
+        flags, values = row[:width], row[width:]
+        name = names[flags.index(0)]
+        offset = sum(len(keys[n]) for n in names[: names.index(name)])
+        key = tuple(values[offset : offset + len(keys[name])])
+        total, succeeded, failed, reason = values[-4:]
+        if name == "reason":
+            if failed:
+                out[name].append((*key, failed, 0, failed, reason))
+        else:
+            out[name].append((*key, total, succeeded, failed))
+    for name, rows in out.items():  # biggest first, as the separate queries order them
+        rows.sort(key=lambda r, at=len(keys[name]): -r[at])
+    return out
 
 
 def _grouped(filters: Filters, *keys, extra=(), only_failed: bool = False):
@@ -416,9 +491,10 @@ def _grouped(filters: Filters, *keys, extra=(), only_failed: bool = False):
     ).all()
 
 
-def by_sequence(filters: Filters) -> list[Row]:
+def by_sequence(filters: Filters, rows=None) -> list[Row]:
     """Per sequence, under the name it had when enrolled; removed sequences keep their history."""
-    rows = _grouped(filters, Enrollment.sequence_id, Enrollment.sequence_name)
+    if rows is None:
+        rows = _grouped(filters, *DIMENSIONS["sequence"])
     ids = {r[0] for r in rows if r[0] is not None}
     removed = set()
     if ids:
@@ -443,8 +519,10 @@ def by_sequence(filters: Filters) -> list[Row]:
     ]
 
 
-def by_workflow(filters: Filters) -> list[Row]:
+def by_workflow(filters: Filters, rows=None) -> list[Row]:
     """Per HubSpot workflow id."""
+    if rows is None:
+        rows = _grouped(filters, *DIMENSIONS["workflow"])
     return [
         Row(
             key=wf,
@@ -452,13 +530,14 @@ def by_workflow(filters: Filters) -> list[Row]:
             counts=_counts(t, s, f),
             link_args=filters.query_args(workflow=wf) if wf else None,
         )
-        for wf, t, s, f in _grouped(filters, Enrollment.workflow_id)
+        for wf, t, s, f in rows
     ]
 
 
-def by_mailbox(filters: Filters) -> list[Row]:
+def by_mailbox(filters: Filters, rows=None) -> list[Row]:
     """Per sending mailbox (the one chosen, directly or by a rotation)."""
-    rows = _grouped(filters, Enrollment.mailbox_id)
+    if rows is None:
+        rows = _grouped(filters, *DIMENSIONS["mailbox"])
     ids = [r[0] for r in rows if r[0] is not None]
     emails = dict(
         db.session.execute(
@@ -478,9 +557,10 @@ def by_mailbox(filters: Filters) -> list[Row]:
     ]
 
 
-def by_rotation(filters: Filters) -> list[Row]:
+def by_rotation(filters: Filters, rows=None) -> list[Row]:
     """Per rotation; enrollments sent from a single mailbox share the "direct" line."""
-    rows = _grouped(filters, Enrollment.rotation_id)
+    if rows is None:
+        rows = _grouped(filters, *DIMENSIONS["rotation"])
     ids = [r[0] for r in rows if r[0] is not None]
     rotations = {
         r.id: r
@@ -507,14 +587,15 @@ def by_rotation(filters: Filters) -> list[Row]:
     return result
 
 
-def by_reason(filters: Filters) -> list[Row]:
+def by_reason(filters: Filters, rows=None) -> list[Row]:
     """Failed enrollments per failure code, with one of the readable reasons recorded for it."""
-    rows = _grouped(
-        filters,
-        Enrollment.failure_code,
-        extra=(func.max(Enrollment.failure_reason),),
-        only_failed=True,
-    )
+    if rows is None:
+        rows = _grouped(
+            filters,
+            *DIMENSIONS["reason"],
+            extra=(func.max(Enrollment.failure_reason),),
+            only_failed=True,
+        )
     return [
         Row(
             key=code,
@@ -532,16 +613,19 @@ def report(filters: Filters) -> Report | None:
     if not filters.ok:
         return None
     current, previous = headline(filters)
+    groups: dict[str, list | None] = dict.fromkeys(("day", *DIMENSIONS))
+    if db.engine.dialect.name == "postgresql":
+        groups = grouping_sets_rows(filters)
     return Report(
         filters=filters,
         current=current,
         previous=previous,
-        days=per_day(filters),
-        sequences=by_sequence(filters),
-        workflows=by_workflow(filters),
-        mailboxes=by_mailbox(filters),
-        rotations=by_rotation(filters),
-        reasons=by_reason(filters),
+        days=per_day(filters, groups["day"]),
+        sequences=by_sequence(filters, groups["sequence"]),
+        workflows=by_workflow(filters, groups["workflow"]),
+        mailboxes=by_mailbox(filters, groups["mailbox"]),
+        rotations=by_rotation(filters, groups["rotation"]),
+        reasons=by_reason(filters, groups["reason"]),
     )
 
 

@@ -141,3 +141,20 @@ def test_chart_bars_stack_to_each_days_total(workspace, scattered):
         expected = plot_h * bar.day.counts.total / ymax
         assert bar.h_ok + bar.h_failed + bar.h_queued == pytest.approx(expected, abs=0.05)
     assert ymax >= max(b.day.counts.total for b in chart.bars)
+
+
+def test_report_matches_the_separate_queries(workspace, scattered):
+    # On PostgreSQL the report reads every breakdown in one GROUPING SETS scan.
+    filters = Filters.parse({"period": "90"}, workspace)
+    report = analytics.report(filters)
+
+    def flat(rows):
+        return sorted((str(r.key), r.label, _as_tuple(r.counts), r.detail) for r in rows)
+
+    assert flat(report.sequences) == flat(analytics.by_sequence(filters))
+    assert flat(report.workflows) == flat(analytics.by_workflow(filters))
+    assert flat(report.mailboxes) == flat(analytics.by_mailbox(filters))
+    assert flat(report.rotations) == flat(analytics.by_rotation(filters))
+    assert flat(report.reasons) == flat(analytics.by_reason(filters))
+    assert report.days == analytics.per_day(filters)
+    assert sum(d.counts.total for d in report.days) == report.current.total
