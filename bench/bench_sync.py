@@ -1,0 +1,232 @@
+"""Benchmark: a full sync of 10,000 sequences over 50 users, against a bare paging loop.
+
+The sandbox runs in its own process (generated seed, no rate limit, no added latency). The sync
+runs in this process exactly as the worker runs it (``run_sync``: fetch every user's listing,
+merge, bulk-write to a fresh SQLite database). The bare loop fetches the same pages (users,
+owners, archived owners, then every user's sequences, 100 per page) with one
+``requests.Session`` and does nothing with them. Prints both times and their ratio (the sync's
+own overhead), then a re-sync with nothing changed.
+
+    .venv/bin/python bench/bench_sync.py [--sequences 10000] [--users 50] [--threads 1]
+
+Needs Redis (``REDIS_URL``, database ``BENCH_REDIS_DB``, default 11) for the rate limiter and
+locks; the app's own rate limit is lifted so that only the sync's own work is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SCOPES = (
+    "automation automation.sequences.read automation.sequences.enrollments.write "
+    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
+)
+REDIRECT = "http://localhost:5000/hubspot/oauth/callback"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sandbox(sequences: int, users: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hubspot_sandbox",
+            "serve",
+            "--port",
+            str(port),
+            "--seed",
+            "generated",
+            "--sequences",
+            str(sequences),
+            "--users",
+            str(users),
+            "--contacts",
+            "0",
+            "--rate-limit",
+            "off",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            requests.get(url + "/_sandbox/app", timeout=1)
+            return proc, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the sandbox did not start")
+
+
+def oauth(url: str) -> tuple[dict, dict, int]:
+    app = requests.get(url + "/_sandbox/app").json()
+    portal_id = requests.get(url + "/_sandbox/portals").json()["results"][0]["id"]
+    resp = requests.post(
+        url + "/oauth/authorize",
+        data={
+            "client_id": app["client_id"],
+            "redirect_uri": REDIRECT,
+            "scope": SCOPES,
+            "portal_id": str(portal_id),
+            "decision": "approve",
+        },
+        allow_redirects=False,
+    )
+    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    body = requests.post(
+        url + "/oauth/v1/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        },
+    ).json()
+    return app, body, portal_id
+
+
+def bare_loop(url: str, token: str) -> tuple[float, int, int]:
+    """Fetch the pages the sync fetches, doing nothing with them; (seconds, requests, items)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    calls = items = 0
+
+    def pages(path: str, params: dict):
+        nonlocal calls, items
+        params = dict(params, limit=100)
+        while True:
+            body = session.get(url + path, params=params).json()
+            calls += 1
+            items += len(body.get("results") or [])
+            yield from body.get("results") or []
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+            params["after"] = after
+
+    started = time.perf_counter()
+    users = list(pages("/settings/v3/users", {}))
+    list(pages("/crm/v3/owners", {}))
+    list(pages("/crm/v3/owners", {"archived": "true"}))
+    for user in users:
+        for _ in pages("/automation/v4/sequences", {"userId": user["id"]}):
+            pass
+    return time.perf_counter() - started, calls, items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1, help="bare-loop rounds (best is kept)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="SYNC_FETCH_THREADS (default: the app's, 4)"
+    )
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    from autoseq import create_app
+    from autoseq.extensions import db
+    from autoseq.hubspot import tokens
+    from autoseq.models import HubSpotConnection
+    from autoseq.services import accounts
+    from autoseq.services.sync import run_sync
+
+    proc, url = start_sandbox(args.sequences, args.users)
+    try:
+        app_info, token, portal_id = oauth(url)
+        tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
+        redis_url = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        redis_url = urlunsplit(
+            redis_url._replace(path="/" + os.environ.get("BENCH_REDIS_DB", "11"))
+        )
+        app = create_app(
+            {
+                "AUTOSEQ_ENV": "testing",
+                "SECRET_KEY": "bench",
+                "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                "SQLALCHEMY_DATABASE_URI": os.environ.get("BENCH_DATABASE_URL")
+                or "sqlite:///" + os.path.join(tmp, "bench.db"),
+                "REDIS_URL": redis_url,
+                "HUBSPOT_API_BASE": url,
+                "HUBSPOT_CLIENT_ID": app_info["client_id"],
+                "HUBSPOT_CLIENT_SECRET": app_info["client_secret"],
+                "HUBSPOT_RATE_LIMIT": (10_000_000, 10.0),
+            }
+        )
+        if args.threads:
+            app.config["SYNC_FETCH_THREADS"] = args.threads
+        with app.app_context():
+            db.create_all()
+            user = accounts.create_user("bench@example.com", "bench-password-123", "Bench")
+            ws = accounts.create_workspace(user, "Bench")
+            db.session.add(
+                HubSpotConnection(
+                    workspace_id=ws.id,
+                    portal_id=portal_id,
+                    access_token_enc=tokens.encrypt(token["access_token"]),
+                    refresh_token_enc=tokens.encrypt(token["refresh_token"]),
+                    expires_at=datetime.now(UTC) + timedelta(seconds=token["expires_in"]),
+                )
+            )
+            db.session.commit()
+            ws_id = ws.id
+
+            # Warm both paths once on a small request so neither pays for first connections.
+            requests.get(url + "/settings/v3/users", headers={"Authorization": "Bearer x"})
+
+            bare_times = []
+            for _ in range(max(1, args.rounds)):
+                seconds, calls, items = bare_loop(url, token["access_token"])
+                bare_times.append(seconds)
+            bare = min(bare_times)
+
+            started = time.perf_counter()
+            first = run_sync(ws_id, trigger="cli")
+            first_s = time.perf_counter() - started
+            assert first.status == "succeeded", first.error
+            summary = (first.added, first.updated, first.removed, first.users)
+
+            started = time.perf_counter()
+            again = run_sync(ws_id, trigger="cli")
+            again_s = time.perf_counter() - started
+            assert again.status == "succeeded", again.error
+            summary_again = (again.added, again.updated, again.removed, again.users)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    threads = args.threads or "default"
+    print(f"portal: {args.sequences:,} sequences over {args.users} users; fetch threads {threads}")
+    print(f"bare loop : {bare:7.2f} s  ({calls:,} requests, {items:,} items)")
+    print(f"first sync: {first_s:7.2f} s  (added/updated/removed/users = {summary})")
+    print(f"re-sync   : {again_s:7.2f} s  (added/updated/removed/users = {summary_again})")
+    print(f"ratio first sync / bare loop: {first_s / bare:.2f}")
+    print(f"ratio re-sync / bare loop   : {again_s / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
