@@ -95,12 +95,15 @@ def add_mailbox(
     if user is None:
         raise MailboxError("hubspot_user_id", "Pick one of this workspace's HubSpot users.")
     email = email.strip().lower()
-    if db.session.scalar(db.select(Mailbox.id).filter_by(workspace_id=workspace_id, email=email)):
+    duplicate = db.select(Mailbox.id).where(
+        Mailbox.workspace_id == workspace_id, func.lower(Mailbox.email) == email
+    )
+    if db.session.scalar(duplicate):
         raise MailboxError("email", "This workspace already has a mailbox with this address.")
     _check_cap(daily_cap)
     if kind == MailboxKind.ALIAS:
         inbox_email = (inbox_email or user.email).strip().lower()
-        inboxes = {m.email for m in user.mailboxes if m.kind == MailboxKind.INBOX}
+        inboxes = {m.email.lower() for m in user.mailboxes if m.kind == MailboxKind.INBOX}
         if inbox_email not in inboxes:
             raise MailboxError("inbox_email", f"{inbox_email} is not an inbox of {user.email}.")
     else:

@@ -97,6 +97,7 @@ def _add_errors(logged_in, workspace, **data):
     response = logged_in.post_form(url(workspace, "add"), form)
     assert response.status_code == 422
     assert db.session.scalar(db.select(Mailbox).filter_by(email="new@x.com")) is None
+    assert db.session.scalar(db.select(Mailbox).filter_by(email="mixed.case@x.com")) is None
     return response.get_data(as_text=True)
 
 
@@ -218,3 +219,24 @@ def test_admin_removes_an_added_mailbox_but_not_a_default_one(logged_in, workspa
     logged_in.post_form(url(workspace, f"{default_mailbox(jane).id}/delete"))
     emails = set(db.session.scalars(db.select(Mailbox.email)))
     assert emails == {"jane@x.com"}
+
+
+def test_add_duplicate_address_in_another_case_is_a_field_error(logged_in, workspace):
+    make_hubspot_user(workspace, "Mixed.Case@X.com")  # as HubSpot spelled it at sync
+    html = _add_errors(logged_in, workspace, email="mixed.case@x.com")
+    assert "already has a mailbox with this address" in html
+
+
+def test_add_alias_through_an_inbox_of_someone_else_is_a_field_error(logged_in, workspace):
+    make_hubspot_user(workspace, "bob@x.com")
+    html = _add_errors(logged_in, workspace, kind="alias", inbox_email="bob@x.com")
+    assert "bob@x.com is not an inbox of jane@x.com." in html
+
+
+def test_empty_state_after_connecting_says_sync(logged_in, workspace):
+    from autoseq.models import HubSpotConnection
+
+    db.session.add(HubSpotConnection(workspace_id=workspace.id, portal_id=4242))
+    db.session.commit()
+    html = logged_in.get(url(workspace)).get_data(as_text=True)
+    assert "its users have not been synced yet. Click Sync Data" in html
