@@ -11,6 +11,7 @@ reached HubSpot, a look at the contact's current enrollment.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -219,6 +220,7 @@ def record_execution(execution: Execution) -> Enrollment:
         mailbox_id=mailbox_id,
         rotation_id=rotation_id,
         input_fields=execution.input_fields,
+        job_id=default_job_id(execution.callback_id),
         status=EnrollmentStatus.QUEUED.value,
         attempts=0,
     )
@@ -242,28 +244,39 @@ def record_execution(execution: Execution) -> Enrollment:
 LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
-def job_is_live(job_id: str | None, heartbeat_grace: float | None = None) -> bool:
-    """True when ``job_id`` is waiting or running (a started job must still be heartbeating)."""
+def default_job_id(callback_id: str) -> str:
+    """The job id of an execution: derived from its callback id, so it is known before enqueue."""
+    return "enroll-" + hashlib.sha256(callback_id.encode("utf-8")).hexdigest()[:24]
+
+
+def _job_state(job_id: str | None, heartbeat_grace: float | None = None) -> str:
+    """``live`` (waiting, or running and heartbeating), ``dead`` (exists, done or abandoned) or
+    ``absent``."""
     if not job_id:
-        return False
-    connection = redis_connection()
+        return "absent"
     try:
-        job = Job.fetch(job_id, connection=connection)
+        job = Job.fetch(job_id, connection=redis_connection())
         status = job.get_status(refresh=False)
     except NoSuchJobError:
-        return False
+        return "absent"
     if status in LIVE_STATUSES:
-        return True
+        return "live"
     if status == JobStatus.STARTED:
         if heartbeat_grace is None:
             heartbeat_grace = QUEUES[QUEUE].timeout + 90
         beat = job.last_heartbeat or job.started_at
         if beat is None:
-            return True
+            return "live"
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=UTC)
-        return datetime.now(UTC) - beat < timedelta(seconds=heartbeat_grace)
-    return False
+        if datetime.now(UTC) - beat < timedelta(seconds=heartbeat_grace):
+            return "live"
+    return "dead"
+
+
+def job_is_live(job_id: str | None, heartbeat_grace: float | None = None) -> bool:
+    """True when ``job_id`` is waiting or running (a started job must still be heartbeating)."""
+    return _job_state(job_id, heartbeat_grace) == "live"
 
 
 def needs_job(row: Enrollment) -> bool:
@@ -279,7 +292,7 @@ def ensure_enqueued(
     """Enqueue the job of a queued enrollment unless a live job has it; True when enqueued.
 
     A short Redis guard makes concurrent deliveries of one callback enqueue at most once; the job
-    id is derived from the row id (``enroll-<id>``; a re-enqueue of a dead job adds a suffix).
+    id is derived from the callback id (a re-enqueue after a dead job adds a suffix).
     """
     if not needs_job(row):
         return False
@@ -288,13 +301,16 @@ def ensure_enqueued(
     if not connection.set(guard, "1", nx=True, ex=30):
         return False
     try:
-        if job_is_live(row.job_id, heartbeat_grace):
+        job_id = row.job_id or default_job_id(row.callback_id)
+        state = _job_state(job_id, heartbeat_grace)
+        if state == "live":
             return False
-        job_id = f"enroll-{row.id}"
-        if force_new or (row.job_id and row.job_id == job_id):
-            job_id = f"enroll-{row.id}-{int(datetime.now(UTC).timestamp() * 1000)}"
-        row.job_id = job_id
-        db.session.commit()
+        if force_new or state == "dead":
+            stamp = int(datetime.now(UTC).timestamp() * 1000)
+            job_id = f"{default_job_id(row.callback_id)}-{stamp}"
+        if row.job_id != job_id:
+            row.job_id = job_id
+            db.session.commit()
         enqueue(JOB_FUNC, row.id, queue=QUEUE, job_id=job_id)
         return True
     finally:

@@ -84,7 +84,7 @@ def test_the_execution_is_recorded_with_what_hubspot_sent(world, post, redis):
     assert row.sequence_hubspot_id == world.sequences["team"].id
     assert row.mailbox_id == world.mailbox("ada@acme.test").id and row.send_mode == "mailbox"
     assert row.input_fields["send_from"] == "mailbox"
-    assert get_queue("enrollments", redis).job_ids == [f"enroll-{row.id}"]
+    assert get_queue("enrollments", redis).job_ids == [row.job_id]
 
 
 def test_redis_down_answers_503_and_the_retry_enqueues(world, post, app, redis):
@@ -101,7 +101,7 @@ def test_redis_down_answers_503_and_the_retry_enqueues(world, post, app, redis):
     again = post(_payload(world))
     assert again.status_code == 200
     row = Enrollment.query.one()
-    assert get_queue("enrollments", redis).job_ids == [f"enroll-{row.id}"]
+    assert get_queue("enrollments", redis).job_ids == [row.job_id]
 
 
 def test_the_endpoint_answers_well_under_a_second(world, post):
