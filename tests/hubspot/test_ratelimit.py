@@ -1,0 +1,172 @@
+"""The shared per-portal rate limiter: callers wait, never refused; HubSpot sees no 429."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import threading
+import time
+
+import pytest
+
+from autoseq import create_app
+from autoseq.extensions import db
+from autoseq.hubspot import HubSpotClient, RateLimited
+from autoseq.hubspot.ratelimit import RateLimiter
+
+
+def test_callers_within_the_budget_do_not_wait(redis):
+    limiter = RateLimiter(redis, 5, 1.0)
+    started = time.monotonic()
+    for _ in range(5):
+        limiter.release("p", limiter.acquire("p"))
+    assert time.monotonic() - started < 0.2
+    assert limiter.used("p") == 5
+
+
+def test_a_caller_over_the_budget_waits_for_the_window(redis):
+    limiter = RateLimiter(redis, 5, 1.0)
+    for _ in range(5):
+        limiter.release("p", limiter.acquire("p"))
+    started = time.monotonic()
+    limiter.acquire("p")
+    assert 0.85 <= time.monotonic() - started < 1.5
+
+
+def test_portals_have_separate_budgets(redis):
+    limiter = RateLimiter(redis, 2, 5.0)
+    for _ in range(2):
+        limiter.acquire("a")
+    started = time.monotonic()
+    limiter.acquire("b")
+    assert time.monotonic() - started < 0.2
+
+
+def test_waiting_is_bounded_by_max_wait(redis):
+    limiter = RateLimiter(redis, 1, 10.0, max_wait=0.3)
+    limiter.acquire("p")
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        limiter.acquire("p")
+    assert time.monotonic() - started < 1.0
+
+
+def test_slot_counts_from_the_end_of_its_call(redis):
+    # A slow call keeps its slot a window past its answer, as HubSpot counted it on arrival.
+    limiter = RateLimiter(redis, 1, 0.5)
+    with limiter.slot("p"):
+        time.sleep(0.4)
+    started = time.monotonic()
+    limiter.acquire("p")
+    assert time.monotonic() - started >= 0.4
+
+
+# -- many threads and processes against one sandbox portal -------------------------------------
+
+
+def _call_until(app, workspace_id, start, deadline, results):
+    """From ``start`` to ``deadline`` (time.time()), call HubSpot in a loop; note completions."""
+    with app.app_context():
+        try:
+            client = HubSpotClient.for_workspace(workspace_id)
+            time.sleep(max(0.0, start - time.time()))
+            while time.time() < deadline:
+                client.get("/crm/v3/owners", {"limit": 1})
+                results.append(time.time())
+        except Exception as exc:  # noqa: BLE001 (the test asserts there were none)
+            results.append(exc)
+        finally:
+            db.session.remove()
+
+
+def _threads(app, workspace_id, start, deadline, count) -> list:
+    results: list = []
+    threads = [
+        threading.Thread(target=_call_until, args=(app, workspace_id, start, deadline, results))
+        for _ in range(count)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _process_main(config, workspace_id, start, deadline, count, queue):
+    # A forked child builds its own app: its own database engine and Redis connections.
+    try:
+        app = create_app(config)
+        results = _threads(app, workspace_id, start, deadline, count)
+        queue.put([r if isinstance(r, float) else repr(r) for r in results])
+    except BaseException as exc:  # noqa: BLE001 (reported to the parent as an error)
+        queue.put([f"child failed: {exc!r}"])
+    finally:
+        queue.close()
+        queue.join_thread()  # the queue's feeder thread must flush before the hard exit
+        os._exit(0)
+
+
+def _drive(app, workspace_id, duration, threads, processes, threads_per_process):
+    """Run callers in this process and in forked ones; return (completion times, errors)."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    start = time.time() + 1.5  # forked processes get time to build their app; then all go
+    deadline = start + duration
+    db.session.remove()
+    children = [
+        ctx.Process(
+            target=_process_main,
+            args=(dict(app.config), workspace_id, start, deadline, threads_per_process, queue),
+        )
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    results = _threads(app, workspace_id, start, deadline, threads)
+    for _ in children:
+        results.extend(queue.get(timeout=duration + 60))
+    for child in children:
+        child.join(10)
+    times = [r for r in results if isinstance(r, float)]
+    errors = [r for r in results if not isinstance(r, float)]
+    return start, times, errors
+
+
+def _budget_share(start, times, duration, limit, window) -> float:
+    """Calls answered within the run / the most a rolling window lets through in that time."""
+    inside = [t for t in times if start <= t <= start + duration]
+    most = limit * (math.floor(duration / window) + 1)
+    return len(inside) / most
+
+
+@pytest.mark.slow
+def test_threads_and_processes_share_a_short_budget_without_a_429(
+    app, connected_workspace, sandbox_admin, portal_id
+):
+    limit, window, duration = 20, 2.0, 5.0
+    sandbox_admin.patch(f"/portals/{portal_id}/settings", {"rate_limit": f"{limit}/{window:g}s"})
+    app.config["HUBSPOT_RATE_LIMIT"] = (limit, window)
+    sandbox_admin.delete(f"/portals/{portal_id}/stats")
+    start, times, errors = _drive(app, connected_workspace.id, duration, 4, 2, 3)
+    assert errors == []
+    stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
+    assert stats["rate_limited"] == 0
+    assert stats["requests"] == len(times)
+    assert _budget_share(start, times, duration, limit, window) >= 0.9
+
+
+@pytest.mark.slow
+def test_real_budget_110_per_10s_is_used_without_a_429(
+    app, connected_workspace, sandbox_admin, portal_id
+):
+    # Two windows' bursts (at 0 s and 10 s) land inside 11 s; the callers then wait for the third
+    # window before they notice the end, so the test takes about 22 s.
+    limit, window, duration = 110, 10.0, 11.0
+    app.config["HUBSPOT_RATE_LIMIT"] = (limit, window)
+    sandbox_admin.delete(f"/portals/{portal_id}/stats")
+    start, times, errors = _drive(app, connected_workspace.id, duration, 4, 2, 4)
+    assert errors == []
+    stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
+    assert stats["rate_limited"] == 0
+    assert _budget_share(start, times, duration, limit, window) >= 0.9
