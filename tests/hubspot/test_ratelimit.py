@@ -136,7 +136,7 @@ def _drive(app, workspace_id, duration, threads, processes, threads_per_process)
 def _budget_share(start, times, duration, limit, window) -> float:
     """Calls answered within the run / the most a rolling window lets through in that time."""
     inside = [t for t in times if start <= t <= start + duration]
-    most = limit * (math.floor(duration / window) + 1)
+    most = limit * math.ceil(duration / window)
     return len(inside) / most
 
 
