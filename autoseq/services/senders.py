@@ -31,6 +31,8 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import (
+    Enrollment,
+    EnrollmentStatus,
     HubSpotUser,
     Mailbox,
     MailboxKind,
@@ -97,6 +99,40 @@ def _redis():
 def cap_key(mailbox_id: int) -> str:
     """The sorted set of a mailbox's cap reservations: member = reservation id, score = ms."""
     return f"autoseq:senders:cap:{mailbox_id}"
+
+
+def _seeded_key(mailbox_id: int) -> str:
+    return f"autoseq:senders:cap-seeded:{mailbox_id}"
+
+
+def _ensure_seeded(mailbox_ids, now: datetime) -> None:
+    """After Redis lost its data, rebuild a mailbox's cap window from its Enrollment rows, once.
+
+    A permanent marker per mailbox says its window was seeded; Redis losing the window loses the
+    marker with it. Members are ``enrollment:<id>``, so two workers seeding at once add each
+    enrollment once.
+    """
+    ids = [int(i) for i in mailbox_ids]
+    if not ids:
+        return
+    redis = _redis()
+    flags = redis.mget([_seeded_key(i) for i in ids])
+    missing = [i for i, flag in zip(ids, flags, strict=True) if not flag]
+    if not missing:
+        return
+    rows = db.session.execute(
+        db.select(Enrollment.id, Enrollment.mailbox_id, Enrollment.created_at).where(
+            Enrollment.mailbox_id.in_(missing),
+            Enrollment.status == EnrollmentStatus.ENROLLED.value,
+            Enrollment.created_at > now - CAP_WINDOW,
+        )
+    )
+    pipe = redis.pipeline(transaction=False)
+    for enrollment_id, mailbox_id, created_at in rows:
+        pipe.zadd(cap_key(mailbox_id), {f"enrollment:{enrollment_id}": _ms(created_at)}, nx=True)
+    for mailbox_id in missing:
+        pipe.set(_seeded_key(mailbox_id), 1, nx=True)
+    pipe.execute()
 
 
 def _reason_key(mailbox_id: int) -> str:
@@ -334,6 +370,7 @@ def _choose_direct(workspace, sequence, mailbox_id, exclude, now) -> SenderChoic
     problem = availability_problem(mailbox, _local_today(workspace, now))
     if problem:
         raise NoSender(MAILBOX_UNAVAILABLE, f"Mailbox unavailable: {problem}")
+    _ensure_seeded([mailbox.id], now)
     reservation = uuid.uuid4().hex
     ok, used = _script("reserve", _RESERVE_LUA)(
         keys=[cap_key(mailbox.id)],
@@ -413,6 +450,7 @@ def _choose_from_rotation(workspace, sequence, rotation_id, exclude, now) -> Sen
             + "; ".join(reasons),
         )
 
+    _ensure_seeded([m.mailbox.id for m in candidates], now)
     reservation = uuid.uuid4().hex
     state_key = _rotation_state_key(rotation, members, now, workspace.timezone)
     args = [_ms(now), _ms_window(), reservation, STATE_TTL_SECONDS]
@@ -476,6 +514,7 @@ def sent_last_24h(mailbox_ids, *, now: datetime | None = None) -> dict[int, int]
     ids = [int(i) for i in mailbox_ids]
     if not ids:
         return {}
+    _ensure_seeded(ids, _now(now))
     moment = _ms(_now(now))
     pipe = _redis().pipeline(transaction=False)
     for mailbox_id in ids:

@@ -512,3 +512,46 @@ def test_workspace_time_zone_decides_out_of_office_day(workspace, reps, team_seq
     db.session.commit()
     # 12:00 UTC on the 27th is the 28th in Auckland: back from holiday.
     assert choose_sender(workspace.id, team_sequence, mailbox_id=mailbox.id, now=NOW).mailbox
+
+
+# --- caps survive Redis losing its data -----------------------------------------------------------
+
+
+def _enrolled(workspace, mailbox, when, n):
+    from autoseq.models import Enrollment
+
+    for i in range(n):
+        db.session.add(
+            Enrollment(
+                workspace_id=workspace.id,
+                callback_id=f"cb-{mailbox.id}-{when.timestamp()}-{i}",
+                portal_id=1,
+                contact_id=str(i),
+                sequence_hubspot_id="1",
+                mailbox_id=mailbox.id,
+                status="enrolled",
+                created_at=when,
+            )
+        )
+    db.session.commit()
+
+
+def test_cap_window_is_rebuilt_from_enrollments_after_redis_lost_it(workspace, reps, team_sequence):
+    mailbox = default_mailbox(reps[1])
+    mailbox.daily_cap = 3
+    db.session.commit()
+    _enrolled(workspace, mailbox, NOW - timedelta(hours=2), 2)
+    _enrolled(workspace, mailbox, NOW - timedelta(hours=30), 5)  # outside the window
+    assert senders.sent_last_24h([mailbox.id], now=NOW) == {mailbox.id: 2}
+    choose_sender(workspace.id, team_sequence, mailbox_id=mailbox.id, now=NOW)
+    with pytest.raises(NoSender):
+        choose_sender(workspace.id, team_sequence, mailbox_id=mailbox.id, now=NOW)
+
+
+def test_cap_window_is_seeded_once_so_reservations_are_not_counted_twice(
+    workspace, reps, team_sequence
+):
+    mailbox = default_mailbox(reps[1])
+    choose_sender(workspace.id, team_sequence, mailbox_id=mailbox.id, now=NOW)
+    _enrolled(workspace, mailbox, NOW, 1)  # the enrollment that reservation became
+    assert senders.sent_last_24h([mailbox.id], now=NOW) == {mailbox.id: 1}
