@@ -207,6 +207,7 @@ def _rotation_page(rotation: Rotation, form: RotationForm | None = None, status:
         form.add_blank_rows(1)
     start, total, spread = service.rotation_spread(rotation)
     members_by_mailbox = {m.mailbox_id: m for m in rotation.members}
+    sent = senders.sent_last_24h(members_by_mailbox)
     page = render_template(
         "mailboxes/rotation.html",
         rotation=rotation,
@@ -215,6 +216,8 @@ def _rotation_page(rotation: Rotation, form: RotationForm | None = None, status:
         period_start=start,
         total=total,
         spread=spread,
+        sent=sent,
+        state_of=service.mailbox_state,
         admin=g.role.at_least(Role.ADMIN),
     )
     return page, status

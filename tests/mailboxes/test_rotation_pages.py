@@ -247,3 +247,16 @@ def test_spread_chart_counts_enrollments_of_the_current_period(logged_in, worksp
     assert '3 · 75.0% <span class="muted">of target 75.0%</span>' in html
     assert '1 · 25.0% <span class="muted">of target 25.0%</span>' in html
     assert 'class="spread-bar spread-actual" style="width: 75.0%"' in html
+
+
+def test_rotation_page_flags_members_it_skips(logged_in, workspace, boxes):
+    boxes[1].status = "paused"
+    boxes[2].daily_cap = 1
+    db.session.commit()
+    rotation = make_rotation(workspace, boxes)
+    senders.choose_sender(
+        workspace.id, make_sequence(workspace, owner=boxes[2].hubspot_user), mailbox_id=boxes[2].id
+    )
+    html = logged_in.get(url(workspace, str(rotation.id))).get_data(as_text=True)
+    assert "Paused by an admin</span>" in html
+    assert "At cap (1 in 24 h)" in html
