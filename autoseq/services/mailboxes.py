@@ -58,7 +58,10 @@ def workspace_mailboxes(workspace_id: int) -> list[Mailbox]:
     """Every mailbox of the workspace, by email."""
     return list(
         db.session.scalars(
-            db.select(Mailbox).filter_by(workspace_id=workspace_id).order_by(Mailbox.email)
+            db.select(Mailbox)
+            .filter_by(workspace_id=workspace_id)
+            .order_by(Mailbox.email)
+            .options(db.joinedload(Mailbox.hubspot_user))
         )
     )
 
@@ -164,7 +167,7 @@ def rotations(workspace_id: int) -> list[Rotation]:
             db.select(Rotation)
             .filter_by(workspace_id=workspace_id, deleted_at=None)
             .order_by(Rotation.name)
-            .options(db.selectinload(Rotation.members))
+            .options(db.selectinload(Rotation.members).joinedload(RotationMember.mailbox))
         )
     )
 

@@ -555,3 +555,13 @@ def test_cap_window_is_seeded_once_so_reservations_are_not_counted_twice(
     choose_sender(workspace.id, team_sequence, mailbox_id=mailbox.id, now=NOW)
     _enrolled(workspace, mailbox, NOW, 1)  # the enrollment that reservation became
     assert senders.sent_last_24h([mailbox.id], now=NOW) == {mailbox.id: 1}
+
+
+def test_changing_weights_restarts_the_cursor(workspace, reps, team_sequence):
+    rotation = make_rotation(workspace, mailboxes_of(reps[:2]), weights=[50, 50])
+    choose_sender(workspace.id, team_sequence, rotation_id=rotation.id, now=NOW)
+    rotation.members[0].weight = 20
+    rotation.members[1].weight = 80
+    db.session.commit()
+    after = choose_sender(workspace.id, team_sequence, rotation_id=rotation.id, now=NOW)
+    assert (after.turn, after.mailbox.email) == (1, "jane@x.com")
