@@ -224,43 +224,56 @@ def test_sync_button_without_hubspot_says_connect_first(logged_in, workspace):
     assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == 0
 
 
-def test_sync_button_starts_a_sync_polls_it_and_says_when_done(
-    logged_in, connected_workspace, sandbox_admin, run_jobs
-):
-    ws = connected_workspace.id
-    ada = sandbox_admin.users()[0]["id"]
-    sandbox_admin.add_sequence("Fresh from HubSpot", ada)
-    started = hx_post(logged_in, f"/w/{ws}/sequences/sync").get_data(as_text=True)
+def test_sync_button_starts_a_sync_polls_it_and_says_when_done(logged_in, ws_id, run_jobs):
+    run_jobs(["sync"])  # the first sync, requested by the connect flow
+    started = hx_post(logged_in, f"/w/{ws_id}/sequences/sync").get_data(as_text=True)
     assert 'hx-trigger="every 1s"' in started and "Sync queued" in started
     run_id = run_id_in(started)
-    again = hx_post(logged_in, f"/w/{ws}/sequences/sync").get_data(as_text=True)
+    again = hx_post(logged_in, f"/w/{ws_id}/sequences/sync").get_data(as_text=True)
     assert run_id_in(again) == run_id  # a second click joins the running sync
 
-    status_url = f"/w/{ws}/sequences/sync/{run_id}"
-    assert 'hx-trigger="every 1s"' in logged_in.get(status_url, headers=HX).get_data(as_text=True)
+    status_url = f"/w/{ws_id}/sequences/sync/{run_id}"
+    polling = logged_in.get(status_url, headers=HX).get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' in polling and "HX-Trigger" not in polling
     run_jobs(["sync"])
     done = logged_in.get(status_url, headers=HX)
     html = done.get_data(as_text=True)
     assert "Synced just now" in html and "every 1s" not in html and "Sync Data" in html
     assert done.headers["HX-Trigger"] == "sync-finished"
-    table = logged_in.get(f"/w/{ws}/sequences/", headers=HX).get_data(as_text=True)
-    assert names(table) == ["Fresh from HubSpot"]
-    assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == 1
+    assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == 2
+
+
+def test_the_first_sync_fills_an_empty_sequences_page(logged_in, ws_id, portal, run_jobs):
+    page = logged_in.get(f"/w/{ws_id}/sequences/").get_data(as_text=True)
+    assert "No sequences yet" in page and "Click Sync Data" in page
+    assert 'hx-trigger="sync-finished from:body"' in page
+    run_jobs(["sync"])
+    table = logged_in.get(f"/w/{ws_id}/sequences/", headers=HX).get_data(as_text=True)
+    expected = {s["name"] for s in portal.sequences() if s["id"] in portal.visible_to_senders()}
+    shown = names(table)
+    assert set(shown) == expected and shown == sorted(shown, key=str.lower)
 
 
 def test_sync_button_shows_the_reason_of_a_failed_sync_and_offers_it_again(
-    logged_in, connected_workspace, sandbox_admin, run_jobs
+    logged_in, ws_id, portal, run_jobs
 ):
-    ws = connected_workspace.id
-    sandbox_admin.faults(revoke=True)
-    run_id = run_id_in(hx_post(logged_in, f"/w/{ws}/sequences/sync").get_data(as_text=True))
+    portal.faults(revoke=True)
+    run_id = run_id_in(hx_post(logged_in, f"/w/{ws_id}/sequences/sync").get_data(as_text=True))
     run_jobs(["sync"])
-    done = logged_in.get(f"/w/{ws}/sequences/sync/{run_id}", headers=HX)
+    done = logged_in.get(f"/w/{ws_id}/sequences/sync/{run_id}", headers=HX)
     html = done.get_data(as_text=True)
     assert "Sync failed" in html and "reconnect" in html.lower()
     assert 'type="submit">Sync Data' in html and "HX-Trigger" not in done.headers
-    page = logged_in.get(f"/w/{ws}/sequences/").get_data(as_text=True)
+    page = logged_in.get(f"/w/{ws_id}/sequences/").get_data(as_text=True)
     assert "Sync failed" in page  # in the top bar until a sync succeeds
+
+
+def test_odd_names_from_hubspot_are_escaped_on_the_page(logged_in, ws_id, portal, run_jobs):
+    portal.add_sequence('<script>alert("x")</script> 🚀', portal.user_id("alice"))
+    run_jobs(["sync"])
+    html = logged_in.get(f"/w/{ws_id}/sequences/?q=script").get_data(as_text=True)
+    assert "<script>alert" not in html
+    assert names(html) == ["&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; 🚀"]
 
 
 def test_the_sequences_page_lists_the_last_five_syncs(logged_in, workspace):

@@ -1,10 +1,12 @@
-"""The sync job against the sandbox over HTTP, run by a real worker."""
+"""The sync job against the sandbox over HTTP (the seeded demo portal), run by a real worker."""
 
 from __future__ import annotations
 
-import pytest
+import threading
+import time
 
 from autoseq.extensions import db
+from autoseq.jobs import get_queue
 from autoseq.models import (
     ConnectionStatus,
     Enrollment,
@@ -17,7 +19,7 @@ from autoseq.models import (
 from autoseq.services.sync import request_sync
 
 
-def sequences(ws_id, removed=False):
+def sequences(ws_id, removed=False) -> dict[str, Sequence]:
     query = db.select(Sequence).filter_by(workspace_id=ws_id)
     query = query.where(
         Sequence.removed_at.is_not(None) if removed else Sequence.removed_at.is_(None)
@@ -33,70 +35,64 @@ def sync(ws_id, run_jobs, trigger="manual") -> SyncRun:
     return db.session.get(SyncRun, run.id)
 
 
-@pytest.fixture
-def ws_id(connected_workspace) -> int:
-    return connected_workspace.id
-
-
-def admin_id(sandbox_admin):
-    return next(u["id"] for u in sandbox_admin.users() if u["email"] == "admin@acme.test")
-
-
-def test_first_sync_brings_users_mailboxes_and_every_sequence(ws_id, sandbox_admin, run_jobs):
-    ada = admin_id(sandbox_admin)
-    bob = sandbox_admin.add_user("bob@acme.test", firstName="Bob")["id"]
-    sandbox_admin.add_user("nina@acme.test", seat=False)
-    team = sandbox_admin.add_sequence("Team one", ada, shared=True, folderId="1001")
-    private = sandbox_admin.add_sequence("Bob's own", bob, shared=False, state="paused")
-
-    run = sync(ws_id, run_jobs, "connect")
+def test_connecting_runs_a_first_sync_of_users_mailboxes_and_sequences(ws_id, portal, run_jobs):
+    queued = db.session.scalar(db.select(SyncRun).filter_by(workspace_id=ws_id))
+    assert queued.trigger == "connect" and queued.status == "queued"
+    run_jobs(["sync"])
+    run = db.session.get(SyncRun, queued.id)
+    db.session.refresh(run)
 
     assert run.status == "succeeded", run.error
-    assert (run.added, run.updated, run.removed, run.users) == (2, 0, 0, 3)
+    expected = portal.visible_to_senders()
+    assert (run.added, run.updated, run.removed) == (len(expected), 0, 0)
     rows = sequences(ws_id)
-    assert set(rows) == {team["id"], private["id"]}
-    assert rows[team["id"]].sharing == "team"
-    assert sorted(rows[team["id"]].sender_user_ids) == sorted([str(ada), str(bob)])
-    assert rows[team["id"]].folder_id == "1001"
-    assert rows[private["id"]].sharing == "private"
-    assert rows[private["id"]].sender_user_ids == [str(bob)]
-    assert rows[private["id"]].owner_hubspot_user_id == str(bob)
-    assert rows[private["id"]].state == "unknown"  # the portal does not report states
-    assert (
-        rows[team["id"]].hs_created_at is not None and rows[team["id"]].last_synced_at is not None
-    )
-    users = {u.email: u for u in db.session.scalars(db.select(HubSpotUser))}
-    assert users["bob@acme.test"].has_seat and not users["nina@acme.test"].has_seat
-    assert users["admin@acme.test"].super_admin and users["admin@acme.test"].owner_id
+    assert set(rows) == expected
+    senders = sorted(str(u["id"]) for u in portal.users() if u["active"] and u["seat"])
+    for source in portal.sequences():
+        if source["id"] not in rows:
+            continue
+        row = rows[source["id"]]
+        assert row.name == source["name"] and row.owner_hubspot_user_id == source["userId"]
+        assert row.folder_id == source.get("folderId")
+        assert row.sharing == ("team" if source["shared"] else "private")
+        assert sorted(row.sender_user_ids) == (senders if source["shared"] else [source["userId"]])
+        assert row.state == "unknown"  # this portal does not report states: none invented
+        assert row.hs_created_at is not None and row.last_synced_at is not None
+
+    users = {u.email.split("@")[0]: u for u in db.session.scalars(db.select(HubSpotUser))}
+    assert run.users == 7 and len(users) == 8
+    assert users["alice.martin"].super_admin and users["alice.martin"].owner_id
+    assert not users["grace.kim"].has_seat and users["grace.kim"].active
+    assert not users["hiro.tanaka"].active  # deactivated: listed only as an archived owner
     boxes = db.session.scalars(db.select(Mailbox).filter_by(is_default=True)).all()
-    assert sorted(b.email for b in boxes) == ["admin@acme.test", "bob@acme.test", "nina@acme.test"]
+    assert sorted(b.email for b in boxes) == sorted(u["email"] for u in portal.users())
 
 
-def test_state_is_taken_from_hubspot_when_the_portal_reports_it(ws_id, sandbox_admin, run_jobs):
-    sandbox_admin.settings(include_state=True)
-    ada = admin_id(sandbox_admin)
-    paused = sandbox_admin.add_sequence("P", ada, state="paused")
-    draft = sandbox_admin.add_sequence("D", ada, state="draft")
+def test_state_is_taken_from_hubspot_when_the_portal_reports_it(ws_id, portal, run_jobs):
+    portal.settings(include_state=True)
+    alice = portal.user_id("alice")
+    paused = portal.add_sequence("P", alice, state="paused")
+    draft = portal.add_sequence("D", alice, state="draft")
     sync(ws_id, run_jobs)
     rows = sequences(ws_id)
     assert rows[paused["id"]].state == "paused" and rows[draft["id"]].state == "draft"
+    assert {r.state for r in rows.values()} <= {"active", "paused", "draft", "archived"}
 
 
-def test_rename_share_unshare_delete_and_recreate_are_reflected(ws_id, sandbox_admin, run_jobs):
-    ada = admin_id(sandbox_admin)
-    bob = sandbox_admin.add_user("bob@acme.test")["id"]
-    a = sandbox_admin.add_sequence("Alpha", ada, shared=True)
-    b = sandbox_admin.add_sequence("Beta", bob, shared=False)
-    c = sandbox_admin.add_sequence("Gamma", ada, shared=True)
-    assert sync(ws_id, run_jobs).added == 3
-    gamma_row_id = sequences(ws_id)[c["id"]].id
+def test_rename_share_unshare_and_delete_are_reflected_and_history_kept(ws_id, portal, run_jobs):
+    alice, bruno = portal.user_id("alice"), portal.user_id("bruno")
+    a = portal.add_sequence("Alpha", alice, shared=True)
+    b = portal.add_sequence("Beta", bruno, shared=False)
+    c = portal.add_sequence("Gamma", alice, shared=True)
+    assert sync(ws_id, run_jobs).status == "succeeded"
+    gamma_id = sequences(ws_id)[c["id"]].id
     db.session.add(
         Enrollment(
             workspace_id=ws_id,
             callback_id="cb-1",
-            portal_id=1,
+            portal_id=portal.id,
             contact_id="1",
-            sequence_id=gamma_row_id,
+            sequence_id=gamma_id,
             sequence_hubspot_id=c["id"],
             sequence_name="Gamma",
             status="enrolled",
@@ -104,84 +100,155 @@ def test_rename_share_unshare_delete_and_recreate_are_reflected(ws_id, sandbox_a
     )
     db.session.commit()
 
-    sandbox_admin.patch_sequence(a["id"], name="Alpha renamed", shared=False)
-    sandbox_admin.patch_sequence(b["id"], shared=True)
-    sandbox_admin.delete_sequence(c["id"])
+    portal.patch_sequence(a["id"], name="Alpha renamed", shared=False)
+    portal.patch_sequence(b["id"], shared=True)
+    portal.delete_sequence(c["id"])
     run = sync(ws_id, run_jobs)
 
     assert (run.added, run.updated, run.removed) == (0, 2, 1), run.error
     rows = sequences(ws_id)
     assert rows[a["id"]].name == "Alpha renamed" and rows[a["id"]].sharing == "private"
-    assert rows[a["id"]].sender_user_ids == [str(ada)]
-    assert rows[b["id"]].sharing == "team"
+    assert rows[a["id"]].sender_user_ids == [str(alice)]
+    assert rows[b["id"]].sharing == "team" and len(rows[b["id"]].sender_user_ids) == 6
+    assert c["id"] not in rows
     gone = sequences(ws_id, removed=True)[c["id"]]
-    assert gone.id == gamma_row_id and gone.enrollments.count() == 1
+    assert gone.id == gamma_id and gone.enrollments.count() == 1
 
 
-def test_a_sequence_recreated_with_the_same_id_clears_removed_at(
-    ws_id, sandbox, sandbox_admin, run_jobs
-):
-    ada = admin_id(sandbox_admin)
-    c = sandbox_admin.add_sequence("Gamma", ada)
+def test_a_sequence_recreated_with_the_same_id_clears_removed_at(ws_id, sandbox, portal, run_jobs):
+    alice = portal.user_id("alice")
+    c = portal.add_sequence("Gamma", alice)
     sync(ws_id, run_jobs)
     row_id = sequences(ws_id)[c["id"]].id
-    sandbox_admin.delete_sequence(c["id"])
+    portal.delete_sequence(c["id"])
     sync(ws_id, run_jobs)
     assert c["id"] in sequences(ws_id, removed=True)
 
-    portal = sandbox.state.portals[sandbox_admin.portal_id]
-    sandbox.state.add_sequence(portal, "Gamma again", ada, sequence_id=c["id"])
+    state = sandbox.state
+    state.add_sequence(state.portals[portal.id], "Gamma again", alice, sequence_id=c["id"])
     run = sync(ws_id, run_jobs)
 
-    assert run.updated == 1 and run.added == 0
+    assert (run.added, run.updated) == (0, 1)
     row = sequences(ws_id)[c["id"]]
     assert row.id == row_id and row.removed_at is None and row.name == "Gamma again"
 
 
-def test_resync_with_nothing_changed_updates_nothing(ws_id, sandbox_admin, run_jobs):
-    ada = admin_id(sandbox_admin)
-    for i in range(5):
-        sandbox_admin.add_sequence(f"S{i}", ada)
-    sync(ws_id, run_jobs)
+def test_odd_names_arrive_as_they_are(ws_id, portal, run_jobs):
+    alice = portal.user_id("alice")
+    odd = [
+        '<img src=x onerror="alert(1)">',
+        "🚀 Launch — ünïcødé",
+        "x" * 10_000,
+        "'quoted' & \"double\"",
+    ]
+    ids = [portal.add_sequence(name, alice)["id"] for name in odd]
     run = sync(ws_id, run_jobs)
-    assert (run.status, run.added, run.updated, run.removed) == ("succeeded", 0, 0, 0)
+    assert run.status == "succeeded", run.error
+    rows = sequences(ws_id)
+    assert [rows[i].name for i in ids] == odd
 
 
-def test_users_no_longer_listed_are_kept_inactive(ws_id, sandbox_admin, run_jobs):
-    bob = sandbox_admin.add_user("bob@acme.test")["id"]
+def test_resync_with_nothing_changed_updates_nothing(ws_id, run_jobs):
+    added_first = sync(ws_id, run_jobs).added
+    again = sync(ws_id, run_jobs)
+    assert added_first > 0
+    assert (again.status, again.added, again.updated, again.removed) == ("succeeded", 0, 0, 0)
+
+
+def test_users_no_longer_listed_are_kept_inactive_with_their_mailboxes(ws_id, portal, run_jobs):
+    bruno = portal.user_id("bruno")
     sync(ws_id, run_jobs)
-    sandbox_admin.patch_user(bob, active=False)
+    portal.patch_user(bruno, active=False)
     run = sync(ws_id, run_jobs)
-    bob_row = db.session.scalar(db.select(HubSpotUser).filter_by(hubspot_user_id=str(bob)))
-    assert run.users == 1
-    assert bob_row is not None and bob_row.active is False
-    assert db.session.scalar(db.select(Mailbox).filter_by(hubspot_user_id=bob_row.id)) is not None
+    row = db.session.scalar(db.select(HubSpotUser).filter_by(hubspot_user_id=str(bruno)))
+    assert run.users == 6
+    assert row is not None and row.active is False
+    assert db.session.scalar(db.select(Mailbox).filter_by(hubspot_user_id=row.id)) is not None
 
 
-def test_two_requests_at_once_run_once(ws_id, sandbox_admin, run_jobs):
-    first = request_sync(ws_id, "manual")
-    second = request_sync(ws_id, "manual")
-    assert second.id == first.id
+def test_mailboxes_added_by_admins_are_never_deleted(ws_id, portal, run_jobs):
+    sync(ws_id, run_jobs)
+    alice = db.session.scalar(db.select(HubSpotUser).where(HubSpotUser.email.like("alice%")))
+    alice_id, alice_email = alice.id, alice.email
+    db.session.add(Mailbox(workspace_id=ws_id, hubspot_user_id=alice_id, email="sales@demo.test"))
+    db.session.commit()
+    sync(ws_id, run_jobs)
+    boxes = db.session.scalars(db.select(Mailbox).filter_by(hubspot_user_id=alice_id)).all()
+    assert sorted((b.email, b.is_default) for b in boxes) == [
+        (alice_email, True),
+        ("sales@demo.test", False),
+    ]
+
+
+def test_requests_at_once_create_one_run_and_one_job(app, ws_id, run_jobs):
+    run_jobs(["sync"])  # the first sync, requested by the connect flow
+    results = []
+
+    def click():
+        with app.app_context():
+            try:
+                results.append(request_sync(ws_id, "manual").id)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and len(set(results)) == 1
+    assert get_queue("sync").count == 1
     run_jobs(["sync"])
-    assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == 1
-    third = request_sync(ws_id, "manual")
-    assert third.id != first.id
+    runs = db.session.scalars(db.select(SyncRun).order_by(SyncRun.id)).all()
+    assert [(r.trigger, r.status) for r in runs] == [
+        ("connect", "succeeded"),
+        ("manual", "succeeded"),
+    ]
 
 
-def test_revoked_token_fails_the_run_with_a_reason_and_needs_reconnect(
-    ws_id, sandbox_admin, run_jobs
-):
-    sandbox_admin.faults(revoke=True)
-    run = sync(ws_id, run_jobs)
-    assert run.status == "failed"
-    assert "reconnect" in run.error.lower()
+def test_a_duplicate_job_never_runs_in_parallel(ws_id, redis, run_jobs):
+    run_id = db.session.scalar(db.select(SyncRun.id).filter_by(workspace_id=ws_id))
+    redis.set(f"autoseq:sync:{ws_id}:running", "someone-else", ex=60)  # a sync holds the lock
+    run_jobs(["sync"])
+    run = db.session.get(SyncRun, run_id)
+    assert run.status == "failed" and "already running" in run.error
+    assert sequences(ws_id) == {}
+
+
+def test_a_token_revoked_mid_sync_fails_the_run_with_a_reason(ws_id, app, portal, run_jobs):
+    portal.faults(latency_ms=100)
+    portal.admin.delete(portal.base + "/stats")
+
+    def revoke_after_three_calls():
+        deadline = time.monotonic() + 20
+        while portal.stats()["requests"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        portal.faults(revoke=True)
+
+    revoker = threading.Thread(target=revoke_after_three_calls)
+    revoker.start()
+    run_jobs(["sync"])
+    revoker.join()
+
+    assert portal.stats()["by_status"].get("200", 0) >= 3  # it was under way when revoked
+    run = db.session.scalar(db.select(SyncRun).filter_by(workspace_id=ws_id))
+    db.session.refresh(run)
+    assert run.status == "failed" and "reconnect" in run.error.lower()
+    assert sequences(ws_id) == {}  # nothing half-written
     connection = db.session.scalar(db.select(HubSpotConnection))
+    db.session.refresh(connection)
     assert connection.status == ConnectionStatus.NEEDS_RECONNECT
 
 
-def test_a_workspace_that_needs_reconnecting_fails_at_once(ws_id, run_jobs):
+def test_a_workspace_that_needs_reconnecting_fails_at_once_without_calling_hubspot(
+    ws_id, portal, run_jobs
+):
     connection = db.session.scalar(db.select(HubSpotConnection))
     connection.status = ConnectionStatus.NEEDS_RECONNECT.value
     db.session.commit()
-    run = sync(ws_id, run_jobs)
+    portal.admin.delete(portal.base + "/stats")
+    run_jobs(["sync"])
+    run = db.session.scalar(db.select(SyncRun).filter_by(workspace_id=ws_id))
+    db.session.refresh(run)
     assert run.status == "failed" and "reconnect" in run.error.lower()
+    assert portal.stats()["requests"] == 0
