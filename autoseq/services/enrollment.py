@@ -11,11 +11,13 @@ reached HubSpot, a look at the contact's current enrollment.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +41,7 @@ JOB_FUNC = "autoseq.jobs.enrollments.enroll_contact"
 QUEUE = "enrollments"
 MAX_ID_LENGTH = 128
 CLOCK_SKEW = timedelta(seconds=60)
+ENQUEUE_MARKER_TTL = 60  # seconds
 
 # HubSpot's refusals (subCategory) and ours, as the workflow history shows them.
 REASONS = {
@@ -178,34 +181,46 @@ def workspace_for_portal(portal_id) -> int:
     return workspace_id
 
 
-def record_execution(execution: Execution) -> Enrollment:
-    """The enrollment row for this callback id: created once, found again on a retried delivery.
-
-    The sequence's HubSpot id and name are copied as they are now. A removed sequence, a deleted
-    rotation or an unknown mailbox is still recorded: the job fails it with a readable reason.
-    """
-    existing = db.session.scalar(db.select(Enrollment).filter_by(callback_id=execution.callback_id))
-    if existing is not None:
-        return existing
-    workspace_id = workspace_for_portal(execution.portal_id)
-    sequence = db.session.scalar(
-        db.select(Sequence).filter_by(
-            workspace_id=workspace_id, hubspot_id=execution.sequence_hubspot_id
+def _lookup(execution: Execution):
+    """Workspace, sequence (id, name), mailbox id and rotation id in one round trip."""
+    mailbox_ref = int(execution.mailbox_ref) if execution.mailbox_ref else -1
+    rotation_ref = int(execution.rotation_ref) if execution.rotation_ref else -1
+    connection = HubSpotConnection
+    query = (
+        db.select(connection.workspace_id, Sequence.id, Sequence.name, Mailbox.id, Rotation.id)
+        .select_from(connection)
+        .outerjoin(
+            Sequence,
+            db.and_(
+                Sequence.workspace_id == connection.workspace_id,
+                Sequence.hubspot_id == execution.sequence_hubspot_id,
+            ),
         )
+        .outerjoin(
+            Mailbox,
+            db.and_(Mailbox.workspace_id == connection.workspace_id, Mailbox.id == mailbox_ref),
+        )
+        .outerjoin(
+            Rotation,
+            db.and_(Rotation.workspace_id == connection.workspace_id, Rotation.id == rotation_ref),
+        )
+        .where(connection.portal_id == execution.portal_id)
     )
-    mailbox_id = rotation_id = None
-    if execution.mailbox_ref:
-        mailbox_id = db.session.scalar(
-            db.select(Mailbox.id).filter_by(
-                id=int(execution.mailbox_ref), workspace_id=workspace_id
-            )
-        )
-    if execution.rotation_ref:
-        rotation_id = db.session.scalar(
-            db.select(Rotation.id).filter_by(
-                id=int(execution.rotation_ref), workspace_id=workspace_id
-            )
-        )
+    found = db.session.execute(query).first()
+    if found is None:
+        raise UnknownPortal(f"portal {execution.portal_id} is not connected to AutoSeq")
+    return found
+
+
+def record_execution(execution: Execution) -> tuple[Enrollment, bool]:
+    """The enrollment row for this callback id and whether this delivery created it.
+
+    Created once, found again on a retried delivery (the unique callback id decides, also when
+    two deliveries race). The sequence's HubSpot id and name are copied as they are now. A
+    removed sequence, a deleted rotation or an unknown mailbox is still recorded: the job fails it
+    with a readable reason.
+    """
+    workspace_id, sequence_id, sequence_name, mailbox_id, rotation_id = _lookup(execution)
     row = Enrollment(
         workspace_id=workspace_id,
         callback_id=execution.callback_id,
@@ -213,9 +228,9 @@ def record_execution(execution: Execution) -> Enrollment:
         workflow_id=execution.workflow_id,
         action_definition_id=execution.action_definition_id,
         contact_id=execution.contact_id,
-        sequence_id=sequence.id if sequence else None,
+        sequence_id=sequence_id,
         sequence_hubspot_id=execution.sequence_hubspot_id,
-        sequence_name=sequence.name if sequence else "",
+        sequence_name=sequence_name or "",
         send_mode=execution.send_mode,
         mailbox_id=mailbox_id,
         rotation_id=rotation_id,
@@ -228,15 +243,15 @@ def record_execution(execution: Execution) -> Enrollment:
     try:
         db.session.commit()
     except IntegrityError:
-        # Two deliveries of one callback raced: the other one's row is the row.
+        # A retried (or racing) delivery of the same callback: the first one's row is the row.
         db.session.rollback()
         existing = db.session.scalar(
             db.select(Enrollment).filter_by(callback_id=execution.callback_id)
         )
         if existing is None:
             raise
-        return existing
-    return row
+        return existing, False
+    return row, True
 
 
 # -- queueing ---------------------------------------------------------------------------------
@@ -287,34 +302,43 @@ def needs_job(row: Enrollment) -> bool:
 
 
 def ensure_enqueued(
-    row: Enrollment, *, force_new: bool = False, heartbeat_grace: float | None = None
+    row: Enrollment,
+    *,
+    fresh: bool = False,
+    force_new: bool = False,
+    heartbeat_grace: float | None = None,
 ) -> bool:
-    """Enqueue the job of a queued enrollment unless a live job has it; True when enqueued.
+    """Enqueue the job of an enrollment unless a live job has it; True when enqueued.
 
-    A short Redis guard makes concurrent deliveries of one callback enqueue at most once; the job
-    id is derived from the callback id (a re-enqueue after a dead job adds a suffix).
+    The job id is derived from the callback id (a re-enqueue after a dead job adds a suffix). A
+    short-lived Redis marker per job id (SET NX) lets exactly one of several concurrent deliveries
+    enqueue it. ``fresh``: the row was just created, so no job can exist yet (one round trip less).
     """
     if not needs_job(row):
         return False
     connection = redis_connection()
-    guard = f"autoseq:enrollment-enqueue:{row.id}"
-    if not connection.set(guard, "1", nx=True, ex=30):
-        return False
-    try:
-        job_id = row.job_id or default_job_id(row.callback_id)
+    job_id = row.job_id or default_job_id(row.callback_id)
+    if not fresh:
         state = _job_state(job_id, heartbeat_grace)
         if state == "live":
             return False
         if force_new or state == "dead":
             stamp = int(datetime.now(UTC).timestamp() * 1000)
             job_id = f"{default_job_id(row.callback_id)}-{stamp}"
-        if row.job_id != job_id:
-            row.job_id = job_id
-            db.session.commit()
+    if row.job_id != job_id:
+        row.job_id = job_id
+        db.session.commit()
+    marker = f"autoseq:enrollment-enqueued:{job_id}"
+    # Once the job exists its state answers; the marker only covers the moments before that.
+    if not connection.set(marker, "1", nx=True, ex=ENQUEUE_MARKER_TTL):
+        return False
+    try:
         enqueue(JOB_FUNC, row.id, queue=QUEUE, job_id=job_id)
-        return True
-    finally:
-        connection.delete(guard)
+    except RedisError:
+        with contextlib.suppress(RedisError):
+            connection.delete(marker)
+        raise
+    return True
 
 
 def requeue_stuck(

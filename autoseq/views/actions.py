@@ -87,8 +87,8 @@ def execution_receive():
         log.warning("invalid execution payload: %s", exc)
         return error(400, "Invalid execution", str(exc))
     try:
-        row = enrollment_service.record_execution(execution)
-        enrollment_service.ensure_enqueued(row)
+        row, created = enrollment_service.record_execution(execution)
+        enrollment_service.ensure_enqueued(row, fresh=created)
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
     except (RedisError, OperationalError, SQLAlchemyError) as exc:

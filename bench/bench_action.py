@@ -1,0 +1,483 @@
+"""Benchmark the workflow action: (1) the execution endpoint under load, (2) the whole pipeline.
+
+(1) Execution endpoint: requests/s and p50/p99 latency of ``POST /hubspot/actions/enroll`` (signed,
+    recorded, enqueued) under concurrent load with gunicorn as in the Procfile, beside the same
+    figures for a bare endpoint (bench/bare_app.py: answers 200, nothing else) on the same
+    gunicorn settings in the same run, and the ratio (aim >= 0.5).
+(2) Pipeline: N executions over P sandbox portals fired through the sandbox's workflow runner at
+    AutoSeq (gunicorn) and enrolled by real workers (``python worker.py``), each portal with the
+    real 110 requests / 10 s budget: share of the summed budget used (aim >= 95 %), 429s seen
+    (aim 0), contacts enrolled exactly once (must be all).
+
+    .venv/bin/python bench/bench_action.py                       # both, N=10000 over 5 portals
+    .venv/bin/python bench/bench_action.py endpoint --requests 4000 --concurrency 16
+    .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 16
+
+Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/10, flushed). Database: a temporary SQLite
+file, or --database-url.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoseq.hubspot.signatures import sign_v3  # noqa: E402
+from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
+from hubspot_sandbox.runner import RunnerSettings  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SCOPES = (
+    "automation automation.sequences.read automation.sequences.enrollments.write "
+    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Env:
+    """A temporary deployment: database, Redis, settings shared by gunicorn, workers and us."""
+
+    def __init__(self, database_url: str | None, redis_url: str):
+        self.tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
+        self.database_url = database_url or f"sqlite:///{self.tmp}/bench.db"
+        self.redis_url = redis_url
+        self.port = free_port()
+        self.public = f"http://127.0.0.1:{self.port}"
+        self.secret = "bench-client-secret"
+        self.vars = {
+            "AUTOSEQ_ENV": "development",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "bench-secret",
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_BASE_URL": self.public,
+            "HUBSPOT_CLIENT_SECRET": self.secret,
+            "HUBSPOT_CLIENT_ID": "bench-client",
+            "HUBSPOT_APP_ID": "1",
+            "HUBSPOT_RATE_LIMIT": "110/10s",
+        }
+        self.procs: list[subprocess.Popen] = []
+
+    def use_sandbox(self, sandbox: SandboxServer) -> None:
+        app = sandbox.state.app
+        self.secret = app.client_secret
+        self.vars.update(
+            HUBSPOT_API_BASE=sandbox.url,
+            HUBSPOT_AUTHORIZE_URL=sandbox.url + "/oauth/authorize",
+            HUBSPOT_CLIENT_ID=app.client_id,
+            HUBSPOT_CLIENT_SECRET=app.client_secret,
+            HUBSPOT_APP_ID=str(app.app_id),
+            HUBSPOT_DEVELOPER_API_KEY=app.developer_api_key,
+        )
+
+    def environ(self) -> dict:
+        return {**os.environ, **self.vars, "PYTHONPATH": str(ROOT)}
+
+    def app(self):
+        os.environ.update(self.vars)
+        from autoseq import create_app
+
+        return create_app()
+
+    def create_schema(self) -> None:
+        from autoseq.extensions import db
+
+        app = self.app()
+        with app.app_context():
+            db.create_all()
+        app.extensions["redis"].flushdb()
+
+    def gunicorn(self, target: str, port: int, chdir: Path = ROOT) -> subprocess.Popen:
+        """``gunicorn`` with the Procfile's settings (2 workers x 4 threads unless overridden)."""
+        workers = os.environ.get("WEB_CONCURRENCY", "2")
+        cmd = [
+            str(BIN / "gunicorn"),
+            target,
+            "--chdir",
+            str(chdir),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            workers,
+            "--threads",
+            "4",
+            "--timeout",
+            "30",
+            "--log-level",
+            "warning",
+        ]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.environ(), start_new_session=True)
+        self.procs.append(proc)
+        wait_http(f"http://127.0.0.1:{port}/")
+        return proc
+
+    def workers(self, count: int) -> None:
+        for _ in range(count):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "worker.py"), "enrollments"],
+                    cwd=ROOT,
+                    env=self.environ(),
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def seed_workspace(portal_id: int, name: str, tokens: dict | None = None, users=()) -> int:
+    """A workspace connected to ``portal_id`` (tokens optional); returns its id."""
+    from autoseq.extensions import db
+    from autoseq.hubspot import tokens as token_store
+    from autoseq.models import HubSpotConnection, Workspace
+
+    workspace = Workspace(name=name)
+    db.session.add(workspace)
+    db.session.flush()
+    tokens = tokens or {"access_token": "x", "refresh_token": "y", "expires_in": 1800}
+    db.session.add(
+        HubSpotConnection(
+            workspace_id=workspace.id,
+            portal_id=portal_id,
+            scopes=SCOPES.split(),
+            access_token_enc=token_store.encrypt(tokens["access_token"]),
+            refresh_token_enc=token_store.encrypt(tokens["refresh_token"]),
+            expires_at=datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
+        )
+    )
+    db.session.commit()
+    return workspace.id
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- (1) the execution endpoint ----------------------------------------------------------------
+
+
+def load(url: str, secret: str, bodies: list[bytes], concurrency: int) -> dict:
+    """POST every body (signed v3) with ``concurrency`` client threads; rate and latencies."""
+    local = threading.local()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def send(body: bytes) -> None:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        ts = str(int(time.time() * 1000))
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, ts),
+            "X-HubSpot-Request-Timestamp": ts,
+        }
+        started = time.perf_counter()
+        response = session.post(url, data=body, headers=headers, timeout=30)
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(send, bodies))
+    wall = time.perf_counter() - started
+    return {
+        "rps": len(bodies) / wall,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "statuses": statuses,
+    }
+
+
+def bench_endpoint(args) -> dict:
+    env = Env(args.database_url, args.redis_url)
+    try:
+        env.create_schema()
+        portal_id = 4242
+        app = env.app()
+        from autoseq.extensions import db
+        from autoseq.models import HubSpotUser, Mailbox, Sequence
+
+        with app.app_context():
+            workspace_id = seed_workspace(portal_id, "Bench")
+            user = HubSpotUser(workspace_id=workspace_id, hubspot_user_id="1", email="a@b.test")
+            db.session.add(user)
+            db.session.flush()
+            mailbox = Mailbox(workspace_id=workspace_id, hubspot_user_id=user.id, email="a@b.test")
+            db.session.add(mailbox)
+            db.session.add(
+                Sequence(workspace_id=workspace_id, hubspot_id="555", name="Bench sequence")
+            )
+            db.session.commit()
+            mailbox_id = mailbox.id
+        env.gunicorn("wsgi:app", env.port)
+        bare_port = free_port()
+        env.gunicorn("bare_app:app", bare_port, chdir=ROOT / "bench")
+
+        def bodies(tag: str) -> list[bytes]:
+            return [
+                json.dumps(
+                    {
+                        "callbackId": f"ap-{tag}-{i}",
+                        "origin": {"portalId": portal_id, "actionDefinitionId": 1},
+                        "context": {"source": "WORKFLOWS", "workflowId": 1},
+                        "object": {"objectId": 1000 + i, "objectType": "CONTACT"},
+                        "inputFields": {
+                            "sequence": "555",
+                            "send_from": "mailbox",
+                            "mailbox": str(mailbox_id),
+                        },
+                    }
+                ).encode()
+                for i in range(args.requests)
+            ]
+
+        ours_url = env.public + "/hubspot/actions/enroll"
+        bare_url = f"http://127.0.0.1:{bare_port}/hubspot/actions/enroll"
+        load(ours_url, env.secret, bodies("warm"), args.concurrency)  # warm up both
+        load(bare_url, env.secret, bodies("warm"), args.concurrency)
+        ours = load(ours_url, env.secret, bodies("run"), args.concurrency)
+        bare = load(bare_url, env.secret, bodies("run"), args.concurrency)
+        with app.app_context():
+            from autoseq.models import Enrollment
+
+            recorded = db.session.scalar(db.select(db.func.count()).select_from(Enrollment))
+        queued = app.extensions["redis"].llen("rq:queue:enrollments")
+        app.extensions["redis"].flushdb()
+    finally:
+        env.stop()
+    ratio = ours["rps"] / bare["rps"]
+    print(
+        f"== (1) execution endpoint: {args.requests} signed requests, concurrency "
+        f"{args.concurrency}, gunicorn {os.environ.get('WEB_CONCURRENCY', '2')} workers x 4 "
+        f"threads, database {'SQLite (temp file)' if not args.database_url else args.database_url}"
+    )
+    print(
+        f"   AutoSeq  /hubspot/actions/enroll : {ours['rps']:8.1f} req/s  p50 "
+        f"{ours['p50_ms']:6.1f} ms  p99 {ours['p99_ms']:6.1f} ms  statuses {ours['statuses']}"
+    )
+    print(
+        f"   bare     200 only                : {bare['rps']:8.1f} req/s  p50 "
+        f"{bare['p50_ms']:6.1f} ms  p99 {bare['p99_ms']:6.1f} ms  statuses {bare['statuses']}"
+    )
+    print(f"   ratio AutoSeq / bare (req/s)     : {ratio:.2f}  (aim >= 0.5)")
+    print(
+        f"   rows recorded {recorded} (warm-up + run = {2 * args.requests}), jobs queued {queued}"
+    )
+    return {"ours": ours, "bare": bare, "ratio": ratio}
+
+
+# -- (2) the pipeline --------------------------------------------------------------------------
+
+
+def oauth_tokens(server: SandboxServer, portal_id: int) -> dict:
+    app = server.state.app
+    redirect = "http://localhost:5000/hubspot/oauth/callback"
+    http = requests.Session()
+    resp = http.post(
+        f"{server.url}/oauth/authorize",
+        data={
+            "client_id": app.client_id,
+            "redirect_uri": redirect,
+            "scope": SCOPES,
+            "portal_id": str(portal_id),
+            "decision": "approve",
+        },
+        allow_redirects=False,
+    )
+    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    return http.post(
+        f"{server.url}/oauth/v1/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+        },
+    ).json()
+
+
+def bench_pipeline(args) -> dict:
+    n, portals = args.n, args.portals
+    state = SandboxState()  # the real 110 / 10 s per portal
+    sandbox = SandboxServer(
+        state,
+        runner_settings=RunnerSettings(concurrency=args.delivery_concurrency, read_timeout=30),
+    ).start()
+    env = Env(args.database_url, args.redis_url)
+    env.use_sandbox(sandbox)
+    try:
+        env.create_schema()
+        app = env.app()
+        from autoseq.extensions import db
+        from autoseq.models import Mailbox
+        from autoseq.services.actions import publish_action
+        from autoseq.services.sync import run_sync
+
+        per_portal = n // portals
+        plan = []
+        with app.app_context():
+            for p in range(portals):
+                portal = state.add_portal()
+                portal.daily_cap = 10 * n
+                owner = state.add_user(portal, f"rep{p}@bench{p}.test", "Rep", str(p))
+                sequence = state.add_sequence(portal, f"Bench sequence {p}", owner.id)
+                state.add_contacts(portal, per_portal)
+                workspace_id = seed_workspace(
+                    portal.id, f"Bench {p}", oauth_tokens(sandbox, portal.id)
+                )
+                run = run_sync(workspace_id)
+                assert run.status == "succeeded", run.error
+                mailbox = db.session.scalar(db.select(Mailbox).filter_by(workspace_id=workspace_id))
+                mailbox.daily_cap = 10 * n
+                db.session.commit()
+                plan.append((portal, sequence.id, mailbox.id))
+            definition_id = publish_action(app.config).definition_id
+        env.gunicorn("wsgi:app", env.port)
+        time.sleep(10.5)  # let the sync's calls leave every portal's rolling window
+        for portal, _, _ in plan:
+            with state.lock:
+                portal.stats_requests = portal.stats_rate_limited = 0
+                portal.stats_by_path.clear()
+                portal.stats_by_status.clear()
+        env.workers(args.workers)
+        started = time.time()
+        callback_ids: list[str] = []
+        for portal, sequence_id, mailbox_id in plan:
+            contacts = sorted(portal.contacts, key=int)
+            callback_ids += sandbox.runner.fire(
+                portal.id,
+                definition_id,
+                contacts,
+                1,
+                {"sequence": sequence_id, "send_from": "mailbox", "mailbox": str(mailbox_id)},
+            )
+        deadline = started + args.timeout
+        last_report = 0.0
+        while True:
+            with state.lock:
+                done = sum(1 for cb in callback_ids if state.callbacks[cb].completion)
+                failed = sum(1 for cb in callback_ids if state.callbacks[cb].status == "failed")
+            now = time.time()
+            if now - last_report > 15:
+                print(f"   ... {done}/{len(callback_ids)} completed after {now - started:.0f} s")
+                last_report = now
+            if done + failed >= len(callback_ids) or now > deadline:
+                break
+            time.sleep(0.2)
+        elapsed = time.time() - started
+        with state.lock:
+            completions = [state.callbacks[cb].completion for cb in callback_ids]
+            first_call = started
+            calls = sum(p.stats_requests for p, _, _ in plan)
+            rate_limited = sum(p.stats_rate_limited for p, _, _ in plan)
+            enrolled = {p.id: set(p.enrollments) for p, _, _ in plan}
+            expected = {p.id: set(p.contacts) for p, _, _ in plan}
+            enroll_calls = sum(
+                p.stats_by_path.get("POST /automation/v4/sequences/enrollments", 0)
+                for p, _, _ in plan
+            )
+    finally:
+        env.stop()
+        sandbox.stop()
+    outcomes: dict[str, int] = {}
+    for completion in completions:
+        status = (completion or {}).get("outputFields", {}).get("enrollment_status", "missing")
+        outcomes[status] = outcomes.get(status, 0) + 1
+    exactly_once = enrolled == expected and outcomes.get("enrolled", 0) == len(callback_ids)
+    budget = portals * 110 * (elapsed - (first_call - started)) / 10.0
+    share = (calls - rate_limited) / budget
+    print(
+        f"== (2) pipeline: {len(callback_ids)} executions over {portals} sandbox portals "
+        f"(110 req / 10 s each), {args.workers} workers, gunicorn web"
+    )
+    print(
+        f"   wall time                     : {elapsed:.1f} s  (floor for 2 calls per execution: "
+        f"{2 * len(callback_ids) / (portals * 11):.1f} s)"
+    )
+    print(f"   HubSpot calls                 : {calls} ({enroll_calls} enroll posts)")
+    print(f"   share of summed budget used   : {100 * share:.1f} %  (aim >= 95 %)")
+    print(f"   429s seen                     : {rate_limited}  (aim 0)")
+    print(f"   outcomes                      : {outcomes}")
+    print(
+        f"   contacts enrolled exactly once: {'all' if exactly_once else 'NO'} "
+        f"({sum(len(v) for v in enrolled.values())}/{sum(len(v) for v in expected.values())})"
+    )
+    return {"elapsed": elapsed, "share": share, "rate_limited": rate_limited, "ok": exactly_once}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", nargs="?", choices=("all", "endpoint", "pipeline"), default="all")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--portals", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--delivery-concurrency", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+    )
+    args = parser.parse_args()
+    ok = True
+    if args.part in ("all", "endpoint"):
+        bench_endpoint(args)
+    if args.part in ("all", "pipeline"):
+        ok = bench_pipeline(args)["ok"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
