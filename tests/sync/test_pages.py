@@ -193,7 +193,9 @@ def test_a_removed_sequence_page_still_opens_with_a_note(logged_in, workspace):
     enroll(seq)
     response = logged_in.get(f"/w/{workspace.id}/sequences/{seq.id}")
     assert response.status_code == 200
-    assert "Removed from HubSpot on" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "Removed from HubSpot on" in html
+    assert re.search(r"<dt>Enrolled via AutoSeq</dt><dd>1</dd>", html)  # history still counted
 
 
 def test_another_workspaces_sequence_is_a_404(logged_in, workspace, make_user):

@@ -252,3 +252,21 @@ def test_a_workspace_that_needs_reconnecting_fails_at_once_without_calling_hubsp
     db.session.refresh(run)
     assert run.status == "failed" and "reconnect" in run.error.lower()
     assert portal.stats()["requests"] == 0
+
+
+def test_progress_is_kept_in_the_job_meta(ws_id, portal, redis, run_jobs):
+    from rq.job import Job
+
+    run_jobs(["sync"])
+    run = db.session.scalar(db.select(SyncRun).filter_by(workspace_id=ws_id))
+    meta = Job.fetch(run.job_id, connection=redis).meta
+    assert meta["phase"] == "saving"
+    assert meta["users_done"] == meta["users_total"] == 6
+    assert meta["sequences_seen"] == len(portal.visible_to_senders())
+
+
+def test_flask_sync_inline_runs_here_and_reports(ws_id, runner):
+    result = runner.invoke(args=["sync", "--workspace", str(ws_id), "--inline"])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "7 users" in result.output
+    assert len(sequences(ws_id)) > 0
