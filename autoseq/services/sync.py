@@ -409,6 +409,8 @@ def write_users(workspace_id: int, records: Mapping[str, dict], now: datetime) -
     mailboxes = db.session.scalars(db.select(Mailbox).filter_by(workspace_id=workspace_id)).all()
     by_email = {m.email.lower(): m for m in mailboxes}
     for uid, record in records.items():
+        if not record["active"]:
+            continue  # a deactivated user keeps what they had; nothing new is made for them
         user = rows[uid]
         email = record["email"]
         box = by_email.get(email.lower())
@@ -519,6 +521,12 @@ def fetch_portal(
     )
     users, skipped = merge_users(listing)
     senders = sorted(uid for uid, r in users.items() if r["active"] and r["has_seat"])
+    if not senders:
+        # Without anyone to list sequences for, every sequence would look deleted.
+        raise SyncAborted(
+            "HubSpot listed no active user with a Sales or Service seat, so no sequence could "
+            "be read; nothing was changed."
+        )
     merger = SequenceMerger(senders)
     unreadable: set[str] = set()
     meta = {"phase": "sequences", "users_done": 0, "users_total": len(senders)}
@@ -777,6 +785,8 @@ def run_sync(
             fetched = fetch_portal(client, progress, extra)
         except (NeedsReconnect, HubSpotAuthError) as exc:
             return _fail(run_id, f"HubSpot needs reconnecting: {_message(exc)}")
+        except SyncAborted as exc:
+            return _fail(run_id, exc.reason)
         except HubSpotError as exc:
             _fail(run_id, f"HubSpot answered with an error: {_message(exc)}")
             raise

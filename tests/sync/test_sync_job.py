@@ -65,7 +65,9 @@ def test_connecting_runs_a_first_sync_of_users_mailboxes_and_sequences(ws_id, po
     assert not users["grace.kim"].has_seat and users["grace.kim"].active
     assert not users["hiro.tanaka"].active  # deactivated: listed only as an archived owner
     boxes = db.session.scalars(db.select(Mailbox).filter_by(is_default=True)).all()
-    assert sorted(b.email for b in boxes) == sorted(u["email"] for u in portal.users())
+    assert sorted(b.email for b in boxes) == sorted(
+        u["email"] for u in portal.users() if u["active"]
+    )
 
 
 def test_state_is_taken_from_hubspot_when_the_portal_reports_it(ws_id, portal, run_jobs):
@@ -270,3 +272,14 @@ def test_flask_sync_inline_runs_here_and_reports(ws_id, runner):
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output and "7 users" in result.output
     assert len(sequences(ws_id)) > 0
+
+
+def test_a_portal_without_any_seat_changes_nothing_and_says_why(ws_id, portal, run_jobs):
+    sync(ws_id, run_jobs)
+    before = set(sequences(ws_id))
+    for user in portal.users():
+        if user["seat"]:
+            portal.patch_user(user["id"], seat=False)
+    run = sync(ws_id, run_jobs)
+    assert run.status == "failed" and "no active user with a Sales or Service seat" in run.error
+    assert set(sequences(ws_id)) == before
