@@ -180,6 +180,7 @@ def main() -> None:
         if args.threads:
             app.config["SYNC_FETCH_THREADS"] = args.threads
         with app.app_context():
+            db.drop_all()  # a fresh schema (BENCH_DATABASE_URL may name a reused database)
             db.create_all()
             user = accounts.create_user("bench@example.com", "bench-password-123", "Bench")
             ws = accounts.create_workspace(user, "Bench")

@@ -294,3 +294,11 @@ def test_the_sequences_page_lists_the_last_five_syncs(logged_in, workspace):
     html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
     section = html[html.index("Recent syncs") :]
     assert section.count("badge-succeeded") == 5
+
+
+def test_any_member_may_click_sync_data(member_client, ws_id, run_jobs):
+    run_jobs(["sync"])  # the connect flow's first sync
+    member = member_client()
+    html = hx_post(member, f"/w/{ws_id}/sequences/sync").get_data(as_text=True)
+    run = db.session.get(SyncRun, run_id_in(html))
+    assert (run.trigger, run.status) == ("manual", "queued")
