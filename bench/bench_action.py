@@ -14,7 +14,7 @@
     .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 16
 
 Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/10, flushed). Database: a temporary SQLite
-file, or --database-url.
+file, or --database-url (a scratch database: its tables are dropped and created again).
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class Env:
 
         app = self.app()
         with app.app_context():
+            db.drop_all()  # a scratch database: see --database-url
             db.create_all()
         app.extensions["redis"].flushdb()
 

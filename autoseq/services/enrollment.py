@@ -212,7 +212,30 @@ def _lookup(execution: Execution):
     return found
 
 
-def record_execution(execution: Execution) -> tuple[Enrollment, bool]:
+@dataclass
+class Recorded:
+    """What the web side needs of an enrollment row (no lazy reload after the commit)."""
+
+    id: int
+    callback_id: str
+    job_id: str | None
+    status: str
+    callback_completed_at: datetime | None = None
+    failure_code: str | None = None
+
+    @classmethod
+    def of(cls, row: Enrollment) -> Recorded:
+        return cls(
+            row.id,
+            row.callback_id,
+            row.job_id,
+            row.status,
+            row.callback_completed_at,
+            row.failure_code,
+        )
+
+
+def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     """The enrollment row for this callback id and whether this delivery created it.
 
     Created once, found again on a retried delivery (the unique callback id decides, also when
@@ -241,6 +264,8 @@ def record_execution(execution: Execution) -> tuple[Enrollment, bool]:
     )
     db.session.add(row)
     try:
+        db.session.flush()
+        recorded = Recorded.of(row)
         db.session.commit()
     except IntegrityError:
         # A retried (or racing) delivery of the same callback: the first one's row is the row.
@@ -250,8 +275,8 @@ def record_execution(execution: Execution) -> tuple[Enrollment, bool]:
         )
         if existing is None:
             raise
-        return existing, False
-    return row, True
+        return Recorded.of(existing), False
+    return recorded, True
 
 
 # -- queueing ---------------------------------------------------------------------------------
@@ -294,7 +319,7 @@ def job_is_live(job_id: str | None, heartbeat_grace: float | None = None) -> boo
     return _job_state(job_id, heartbeat_grace) == "live"
 
 
-def needs_job(row: Enrollment) -> bool:
+def needs_job(row: Enrollment | Recorded) -> bool:
     """Queued, or finished with the callback still to complete (and completable)."""
     if row.status == EnrollmentStatus.QUEUED:
         return True
@@ -302,7 +327,7 @@ def needs_job(row: Enrollment) -> bool:
 
 
 def ensure_enqueued(
-    row: Enrollment,
+    row: Enrollment | Recorded,
     *,
     fresh: bool = False,
     force_new: bool = False,
@@ -326,8 +351,11 @@ def ensure_enqueued(
             stamp = int(datetime.now(UTC).timestamp() * 1000)
             job_id = f"{default_job_id(row.callback_id)}-{stamp}"
     if row.job_id != job_id:
-        row.job_id = job_id
+        db.session.execute(
+            db.update(Enrollment).where(Enrollment.id == row.id).values(job_id=job_id)
+        )
         db.session.commit()
+        row.job_id = job_id
     marker = f"autoseq:enrollment-enqueued:{job_id}"
     # Once the job exists its state answers; the marker only covers the moments before that.
     if not connection.set(marker, "1", nx=True, ex=ENQUEUE_MARKER_TTL):
