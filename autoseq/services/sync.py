@@ -59,6 +59,10 @@ STALE_AFTER = timedelta(hours=1)  # a queued/running run this old without a live
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
 
 
+class SyncBusy(Exception):
+    """The request lock could not be taken in time (another request holds it)."""
+
+
 class SyncAborted(Exception):
     """The sync cannot go on; ``reason`` is shown to the user. Not retried."""
 
@@ -690,7 +694,7 @@ def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRu
     """
     lock = _RedisLock(_request_lock_key(workspace_id), REQUEST_LOCK_TTL)
     if not lock.acquire(wait=REQUEST_LOCK_TTL):
-        raise RuntimeError("could not take the sync request lock")
+        raise SyncBusy(f"could not take the sync request lock of workspace {workspace_id}")
     try:
         db.session.expire_all()
         run = active_run(workspace_id)

@@ -8,9 +8,12 @@ every workspace page, ``sequences/_sync_button.html``) POSTs to :func:`sync_star
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from flask import flash, g, make_response, render_template, request, url_for
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db, htmx
@@ -241,8 +244,8 @@ def _job_progress(run: SyncRun) -> dict:
 
     try:
         return dict(Job.fetch(run.job_id, connection=redis_connection()).meta or {})
-    except NoSuchJobError:
-        return {}
+    except (NoSuchJobError, RedisError):
+        return {}  # progress is a nicety: never fail a page for it
 
 
 def _button(run: SyncRun | None, *, just_finished: bool = False, message: str | None = None):
@@ -287,7 +290,15 @@ def sync_start():
             flash(message, "error")
             return redirect_next(url_for("sequences.sequence_list"))
         return _button(None, message=message)
-    run = sync_service.request_sync(g.workspace.id, SyncTrigger.MANUAL)
+    try:
+        run = sync_service.request_sync(g.workspace.id, SyncTrigger.MANUAL)
+    except (RedisError, sync_service.SyncBusy):
+        db.session.rollback()
+        message = "AutoSeq could not start the sync just now. Try again in a minute."
+        if not htmx:
+            flash(message, "error")
+            return redirect_next(url_for("sequences.sequence_list"))
+        return _button(None, message=message)
     if not htmx:
         flash("Sync started: the list refreshes when it is done.", "info")
         return redirect_next(url_for("sequences.sequence_list"))
@@ -299,7 +310,8 @@ def sync_status(run_id: int):
     """The progress box of one run, polled every second while it runs."""
     run = scoped_or_404(SyncRun, run_id)
     if not run.is_finished:
-        sync_service.check_run(run)
+        with contextlib.suppress(RedisError):  # without Redis, keep showing what the row says
+            sync_service.check_run(run)
     return _button(run, just_finished=run.is_finished)
 
 
@@ -308,14 +320,19 @@ def sync_button_context() -> dict:
     """The Sync Data button is on every workspace page; it asks for its state when rendered."""
 
     def sync_button_state() -> dict:
+        nothing = {"run": None, "progress": {}, "last_ok": None}
         if not g.get("workspace"):
-            return {"run": None, "progress": {}, "last_ok": None}
-        run = db.session.scalar(
-            db.select(SyncRun)
-            .filter_by(workspace_id=g.workspace.id)
-            .order_by(SyncRun.id.desc())
-            .limit(1)
-        )
+            return nothing
+        try:
+            run = db.session.scalar(
+                db.select(SyncRun)
+                .filter_by(workspace_id=g.workspace.id)
+                .order_by(SyncRun.id.desc())
+                .limit(1)
+            )
+        except SQLAlchemyError:  # e.g. on the error page of a database failure
+            db.session.rollback()
+            return nothing
         active = run is not None and not run.is_finished
         ok = run is not None and run.status == SyncStatus.SUCCEEDED
         return {

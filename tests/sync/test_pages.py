@@ -7,11 +7,13 @@ import re
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import insert
 
 from autoseq.extensions import db
 from autoseq.models import (
     Enrollment,
+    HubSpotConnection,
     HubSpotUser,
     Mailbox,
     Sequence,
@@ -302,3 +304,32 @@ def test_any_member_may_click_sync_data(member_client, ws_id, run_jobs):
     html = hx_post(member, f"/w/{ws_id}/sequences/sync").get_data(as_text=True)
     run = db.session.get(SyncRun, run_id_in(html))
     assert (run.trigger, run.status) == ("manual", "queued")
+
+
+@pytest.fixture
+def redis_down(app):
+    """The app's Redis client pointed at a closed port, for the length of a test."""
+    from redis import Redis
+
+    saved = app.extensions["redis"]
+    app.extensions["redis"] = Redis(port=1, socket_connect_timeout=0.2)
+    yield
+    app.extensions["redis"] = saved
+
+
+def test_pages_still_open_and_sync_data_explains_when_redis_is_down(
+    logged_in, workspace, redis_down
+):
+    db.session.add(
+        SyncRun(workspace_id=workspace.id, trigger="manual", status="running", job_id="x")
+    )
+    db.session.add(HubSpotConnection(workspace_id=workspace.id, portal_id=424242))
+    db.session.commit()
+    page = logged_in.get(f"/w/{workspace.id}/sequences/")
+    assert page.status_code == 200 and "Syncing users" in page.get_data(as_text=True)
+    run_id = run_id_in(page.get_data(as_text=True))
+    poll = logged_in.get(f"/w/{workspace.id}/sequences/sync/{run_id}", headers=HX)
+    assert poll.status_code == 200 and "Syncing users" in poll.get_data(as_text=True)
+    response = hx_post(logged_in, f"/w/{workspace.id}/sequences/sync")
+    assert response.status_code == 200
+    assert "could not start the sync" in response.get_data(as_text=True)
