@@ -1,10 +1,15 @@
 """Analytics: what every enrollment did, by sequence, workflow, sender, failure reason and day.
 
 Everything here reads the ``enrollments`` table with SQL aggregates (GROUP BY + COUNT/SUM(CASE))
-over its ``(workspace_id, <dimension>, created_at)`` indexes; rows are never loaded into Python to
-be counted. Days are the workspace's local days: on PostgreSQL with ``AT TIME ZONE``, on SQLite by
-shifting each timestamp by the zone's UTC offset over the (at most few) constant-offset segments of
-the range, whose limits are computed here in Python.
+over its ``(workspace_id, [dimension,] created_at)`` indexes; rows are never loaded into Python to
+be counted. Days are the workspace's local days, their starts computed here with zoneinfo (exact
+across DST):
+
+- PostgreSQL: the days are a table of [start, end) instants joined to the enrollments (one index
+  range scan per day); the breakdowns come from one GROUPING SETS scan; the (workspace_id,
+  created_at) index INCLUDEs the grouped columns, so both scans are index-only (migration 0002).
+- SQLite: each timestamp is shifted by the zone's UTC offset over the (few) constant-offset
+  stretches of the period; one GROUP BY per breakdown.
 """
 
 from __future__ import annotations

@@ -157,4 +157,5 @@ def test_report_matches_the_separate_queries(workspace, scattered):
     assert flat(report.rotations) == flat(analytics.by_rotation(filters))
     assert flat(report.reasons) == flat(analytics.by_reason(filters))
     assert report.days == analytics.per_day(filters)
+    assert (report.current, report.previous) == analytics.headline(filters)
     assert sum(d.counts.total for d in report.days) == report.current.total
