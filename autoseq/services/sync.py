@@ -501,7 +501,7 @@ def write_sequences(
 class Fetched:
     users: dict[str, dict]
     sequences: dict[str, dict]
-    unreadable_users: set[str]
+    unreadable_users: set[str]  # whose private sequences could not be listed: never removed
     skipped: int
 
 
@@ -562,7 +562,10 @@ def fetch_portal(
         }
     )
     records = merger.records()
-    return Fetched(users, records, unreadable, skipped + merger.skipped)
+    # Nobody lists the private sequences of users without a seat or deactivated: not seeing
+    # them is no evidence they were deleted, so they are kept as they were.
+    unlisted = {uid for uid in users if uid not in merger.sender_ids}
+    return Fetched(users, records, unreadable | unlisted, skipped + merger.skipped)
 
 
 def _list_one(client, uid: str) -> tuple[str, list | None, Exception | None]:

@@ -283,3 +283,15 @@ def test_a_portal_without_any_seat_changes_nothing_and_says_why(ws_id, portal, r
     run = sync(ws_id, run_jobs)
     assert run.status == "failed" and "no active user with a Sales or Service seat" in run.error
     assert set(sequences(ws_id)) == before
+
+
+def test_private_sequences_of_a_user_who_lost_the_seat_are_not_called_removed(
+    ws_id, portal, run_jobs
+):
+    bruno = portal.user_id("bruno")
+    own = portal.add_sequence("Bruno's own", bruno, shared=False)
+    sync(ws_id, run_jobs)
+    portal.patch_user(bruno, seat=False)
+    run = sync(ws_id, run_jobs)
+    assert run.removed == 0
+    assert own["id"] in sequences(ws_id)
