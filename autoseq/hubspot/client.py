@@ -205,7 +205,8 @@ class HubSpotClient:
             return self._access
         # One refresh per portal at a time, across processes: the others wait, then find the
         # row already refreshed and use that token.
-        lock = self.redis.lock(f"{LOCK_PREFIX}{self.portal_id}", timeout=60, blocking_timeout=65)
+        # The lock outlives a refresh that retries through slow answers (5 tries x 23 s at worst).
+        lock = self.redis.lock(f"{LOCK_PREFIX}{self.portal_id}", timeout=150, blocking_timeout=155)
         if not lock.acquire():
             raise HubSpotAuthError(f"could not take the token lock of portal {self.portal_id}")
         try:
@@ -223,7 +224,8 @@ class HubSpotClient:
                 )
             except oauth.InvalidGrant as exc:
                 self._mark_needs_reconnect(
-                    f"HubSpot refused the refresh token ({exc.message}). Reconnect HubSpot."
+                    row.refresh_token_enc,
+                    f"HubSpot refused the refresh token ({exc.message}). Reconnect HubSpot.",
                 )
                 raise NeedsReconnect(
                     f"HubSpot refused the refresh token of portal {self.portal_id}",
@@ -231,6 +233,7 @@ class HubSpotClient:
                     error=exc.error,
                 ) from None
             self._write(
+                row.refresh_token_enc,
                 access_token_enc=tokens.encrypt(new.access_token),
                 refresh_token_enc=tokens.encrypt(new.refresh_token),
                 expires_at=new.expires_at,
@@ -249,12 +252,25 @@ class HubSpotClient:
         with db.engine.connect() as conn:
             return conn.execute(table.select().where(table.c.id == self.connection_id)).first()
 
-    def _write(self, **values) -> None:
+    def _write(self, expected_refresh_enc: str, **values) -> bool:
+        """Update the row only if it still holds the refresh token we used (else: it was
+        disconnected or reconnected meanwhile, and what we learnt is stale)."""
         values["updated_at"] = datetime.now(UTC)
         table = HubSpotConnection.__table__
         with db.engine.begin() as conn:
-            conn.execute(table.update().where(table.c.id == self.connection_id).values(**values))
+            result = conn.execute(
+                table.update()
+                .where(
+                    table.c.id == self.connection_id,
+                    table.c.status == ConnectionStatus.CONNECTED.value,
+                    table.c.refresh_token_enc == expected_refresh_enc,
+                )
+                .values(**values)
+            )
+        return bool(result.rowcount)
 
-    def _mark_needs_reconnect(self, reason: str) -> None:
+    def _mark_needs_reconnect(self, expected_refresh_enc: str, reason: str) -> None:
         log.warning("HubSpot portal %s needs a reconnect: refresh token refused", self.portal_id)
-        self._write(status=ConnectionStatus.NEEDS_RECONNECT.value, last_error=reason)
+        self._write(
+            expected_refresh_enc, status=ConnectionStatus.NEEDS_RECONNECT.value, last_error=reason
+        )

@@ -38,6 +38,24 @@ def safe_path(path: str) -> str:
     return _TOKEN_IN_PATH.sub(r"\1***", path)
 
 
+class RedactTokens(logging.Filter):
+    """Mask tokens in URL paths that urllib3 logs at DEBUG (token info and revoke put the token
+    in the path, by HubSpot's design)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(safe_path(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = safe_path(record.msg)
+        return True
+
+
+def _install_redaction() -> None:
+    target = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactTokens) for f in target.filters):
+        target.addFilter(RedactTokens())
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard a transport tries. Tests shorten the delays through app config."""
@@ -86,6 +104,7 @@ class Transport:
         self.limiter = limiter
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "AutoSeq/1.0")
+        _install_redaction()
 
     @classmethod
     def from_config(cls, config, redis=None, *, rate_limited: bool = True) -> Transport:

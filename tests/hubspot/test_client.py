@@ -252,3 +252,25 @@ def test_tokens_never_reach_the_logs(connected_workspace, sandbox_admin, portal_
     assert "refreshed the HubSpot access token" in caplog.text
     for secret in secrets:
         assert secret not in caplog.text
+
+
+def test_tokens_in_token_info_urls_are_masked_in_debug_logs(
+    logged_in, workspace, portal_id, oauth_dance, caplog
+):
+    caplog.set_level("DEBUG")
+    oauth_dance(logged_in, workspace.id, portal_id)
+    connection = _connection(workspace.id)
+    assert "/oauth/v1/access-tokens/***" in caplog.text
+    assert tokens.decrypt(connection.access_token_enc) not in caplog.text
+    assert tokens.decrypt(connection.refresh_token_enc) not in caplog.text
+
+
+def test_a_client_built_before_disconnect_cannot_bring_tokens_back(connected_workspace, logged_in):
+    _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
+    client = HubSpotClient.for_workspace(connected_workspace.id)
+    logged_in.post_form(f"/w/{connected_workspace.id}/settings/hubspot/disconnect")
+    with pytest.raises(NeedsReconnect):
+        client.get("/crm/v3/owners")
+    connection = _connection(connected_workspace.id)
+    assert connection.status == "disconnected"
+    assert connection.access_token_enc is None and connection.refresh_token_enc is None
