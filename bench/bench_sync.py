@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1, help="bare-loop rounds (best is kept)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="SYNC_FETCH_THREADS (default: the app's, 4)"
+        "--threads", type=int, default=None, help="SYNC_FETCH_THREADS (default: the app's, 2)"
     )
     args = parser.parse_args()
 

@@ -54,7 +54,9 @@ CHUNK = 1000  # rows per executemany statement
 ID_MAX = 32  # String(32) columns: longer ids are not HubSpot ids
 RUN_LOCK_TTL = 35 * 60  # longer than the sync queue's 30-minute job timeout
 REQUEST_LOCK_TTL = 10
-DEFAULT_FETCH_THREADS = 4  # users' listings fetched at once (SYNC_FETCH_THREADS)
+# Users' listings fetched at once (SYNC_FETCH_THREADS). Two keep a real portal's 110/10 s budget
+# busy at HubSpot's latency; more would only crowd out the enrollments sharing that budget.
+DEFAULT_FETCH_THREADS = 2
 STALE_AFTER = timedelta(hours=1)  # a queued/running run this old without a live job is dead
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
 
