@@ -92,6 +92,7 @@ class Env:
             "HUBSPOT_RATE_LIMIT": "110/10s",
         }
         self.procs: list[subprocess.Popen] = []
+        self.worker_script = ROOT / "worker.py"
 
     def use_sandbox(self, sandbox: SandboxServer) -> None:
         app = sandbox.state.app
@@ -148,17 +149,34 @@ class Env:
         return proc
 
     def workers(self, count: int) -> None:
+        log = os.environ.get("BENCH_WORKER_LOG")  # a file to keep the workers' logs in
+        out = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115
         for _ in range(count):
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, str(ROOT / "worker.py"), "enrollments"],
+                    [sys.executable, str(self.worker_script), "enrollments"],
                     cwd=ROOT,
                     env=self.environ(),
                     start_new_session=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
                 )
             )
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by the gunicorn servers and by the workers (with their work horses)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for proc in self.procs:
+            kind = "workers" if "worker" in Path(proc.args[1]).name else "web"
+            pids = [proc.pid] + _children(proc.pid)
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                out[kind] = out.get(kind, 0.0) + sum(int(f) for f in fields[11:15]) / tick
+        return out
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -170,6 +188,19 @@ class Env:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def seed_workspace(portal_id: int, name: str, tokens: dict | None = None, users=()) -> int:
@@ -357,6 +388,8 @@ def bench_pipeline(args) -> dict:
     ).start()
     env = Env(args.database_url, args.redis_url)
     env.use_sandbox(sandbox)
+    if args.no_fork:
+        env.worker_script = ROOT / "bench" / "worker_nofork.py"
     try:
         env.create_schema()
         app = env.app()
@@ -392,6 +425,8 @@ def bench_pipeline(args) -> dict:
                 portal.stats_by_path.clear()
                 portal.stats_by_status.clear()
         env.workers(args.workers)
+        cpu_before = env.cpu_seconds()
+        own_before = time.process_time()
         started = time.time()
         callback_ids: list[str] = []
         for portal, sequence_id, mailbox_id in plan:
@@ -417,6 +452,9 @@ def bench_pipeline(args) -> dict:
                 break
             time.sleep(0.2)
         elapsed = time.time() - started
+        cpu_after = env.cpu_seconds()
+        cpu = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
+        cpu["sandbox+runner (this process)"] = time.process_time() - own_before
         with state.lock:
             completions = [state.callbacks[cb].completion for cb in callback_ids]
             first_call = started
@@ -438,9 +476,10 @@ def bench_pipeline(args) -> dict:
     exactly_once = enrolled == expected and outcomes.get("enrolled", 0) == len(callback_ids)
     budget = portals * 110 * (elapsed - (first_call - started)) / 10.0
     share = (calls - rate_limited) / budget
+    kind = "non-forking (bench/worker_nofork.py)" if args.no_fork else "worker.py (fork per job)"
     print(
         f"== (2) pipeline: {len(callback_ids)} executions over {portals} sandbox portals "
-        f"(110 req / 10 s each), {args.workers} workers, gunicorn web"
+        f"(110 req / 10 s each), {args.workers} workers {kind}, gunicorn web"
     )
     print(
         f"   wall time                     : {elapsed:.1f} s  (floor for 2 calls per execution: "
@@ -450,6 +489,8 @@ def bench_pipeline(args) -> dict:
     print(f"   share of summed budget used   : {100 * share:.1f} %  (aim >= 95 %)")
     print(f"   429s seen                     : {rate_limited}  (aim 0)")
     print(f"   outcomes                      : {outcomes}")
+    per = ", ".join(f"{k} {1000 * v / len(callback_ids):.0f}" for k, v in cpu.items())
+    print(f"   CPU ms per execution          : {per}  (machine load {os.getloadavg()[0]:.1f})")
     print(
         f"   contacts enrolled exactly once: {'all' if exactly_once else 'NO'} "
         f"({sum(len(v) for v in enrolled.values())}/{sum(len(v) for v in expected.values())})"
@@ -467,6 +508,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--delivery-concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="workers without a fork per job (bench/worker_nofork.py), for comparison",
+    )
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
