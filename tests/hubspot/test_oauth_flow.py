@@ -208,3 +208,16 @@ def test_members_cannot_start_oauth(workspace, member_client, sandbox):
 def test_connect_form_requires_csrf(logged_in, workspace, sandbox):
     response = logged_in.post(f"/w/{workspace.id}/settings/hubspot/connect")
     assert response.status_code == 400
+
+
+def test_without_a_hubspot_app_connect_explains_instead_of_redirecting(app, logged_in, workspace):
+    saved = app.config.get("HUBSPOT_CLIENT_ID")
+    app.config["HUBSPOT_CLIENT_ID"] = None
+    try:
+        page = logged_in.get(f"/w/{workspace.id}/settings/hubspot/").get_data(as_text=True)
+        assert "No HubSpot app is configured" in page
+        response = logged_in.post_form(f"/w/{workspace.id}/settings/hubspot/connect")
+        assert response.status_code == 302
+        assert response.headers["Location"].endswith(f"/w/{workspace.id}/settings/hubspot/")
+    finally:
+        app.config["HUBSPOT_CLIENT_ID"] = saved
