@@ -382,7 +382,10 @@ def requeue_stuck(
                 db.and_(
                     Enrollment.finished_at.is_not(None),
                     Enrollment.callback_completed_at.is_(None),
-                    Enrollment.failure_code != "NEEDS_RECONNECT",
+                    db.or_(
+                        Enrollment.failure_code.is_(None),
+                        Enrollment.failure_code != "NEEDS_RECONNECT",
+                    ),
                     Enrollment.finished_at > utcnow() - timedelta(hours=23),
                 ),
             ),
@@ -392,7 +395,10 @@ def requeue_stuck(
         .limit(1000)
     ).all()
     count = 0
+    connection = redis_connection()
     for row in rows:
+        if row.status != EnrollmentStatus.QUEUED and connection.exists(_refused_key(row.id)):
+            continue
         if job_is_live(row.job_id, heartbeat_grace):
             continue
         if ensure_enqueued(row, force_new=True, heartbeat_grace=heartbeat_grace):
@@ -600,10 +606,15 @@ def _parse_time(value) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _refused_key(enrollment_id: int) -> str:
+    return f"autoseq:enrollment-callback-refused:{enrollment_id}"
+
+
 def complete_callback(row: Enrollment, client=None, *, final_attempt: bool = False) -> bool:
     """Tell HubSpot how the execution went; True once completed. Never re-enrolls."""
     from ..hubspot import errors
 
+    own_client = client is None
     try:
         client = client or _client_for(row.workspace_id)
         client.complete_callback(row.callback_id, output_fields(row))
@@ -621,8 +632,13 @@ def complete_callback(row: Enrollment, client=None, *, final_attempt: bool = Fal
         db.session.rollback()
         message = str(getattr(exc, "message", "") or exc).lower()
         if "already completed" not in message:
+            # Expired or unknown to HubSpot: no retry can help; stop the sweep from trying again.
             log.error("callback %s refused by HubSpot: %s", row.callback_id, exc)
+            redis_connection().set(_refused_key(row.id), message[:200], ex=2 * 24 * 3600)
             return False
+    finally:
+        if own_client and client is not None:
+            client.close()
     row.callback_completed_at = utcnow()
     db.session.commit()
     return True

@@ -172,3 +172,28 @@ def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world,
 def test_the_stuck_sweep_leaves_rows_with_a_live_job_alone(world, redis):
     world.fire(world.contacts(2), world.direct("team", "ada@acme.test"))
     assert enrollment_service.requeue_stuck(older_than=timedelta(0)) == 0
+
+
+def test_an_expired_callback_is_not_retried_forever(world, run_jobs):
+    [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
+    with world.state.lock:
+        world.state.callbacks[cb].expires_at = time.time() - 1  # HubSpot gave up waiting
+    run_jobs()
+    row = world.row(cb)
+    assert row.status == "enrolled" and row.callback_completed_at is None
+    assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 0
+
+
+def test_completing_an_already_completed_callback_counts_as_completed(world, run_jobs):
+    from autoseq.extensions import db
+
+    [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
+    run_jobs()
+    row = world.row(cb)
+    row.callback_completed_at = None  # as if the answer to our completion had been lost
+    db.session.commit()
+    assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 1
+    run_jobs()
+    row = world.row(cb)
+    assert row.callback_completed_at is not None and row.attempts == 1
+    assert world.enrolled_contacts() == [world.contacts(1)[0]]
