@@ -224,7 +224,7 @@ def test_a_4xx_is_not_retried(connected_workspace, sandbox_admin, portal_id):
 def test_429_with_retry_after_is_waited_out_and_retried(
     connected_workspace, sandbox_admin, portal_id
 ):
-    sandbox_admin.put(f"/portals/{portal_id}/faults", {"rate_limit_storm_seconds": 1})
+    sandbox_admin.put(f"/portals/{portal_id}/faults", {"rate_limit_storm_seconds": 2})
     client = HubSpotClient.for_workspace(connected_workspace.id)
     started = time.monotonic()
     assert client.get("/crm/v3/owners", {"limit": 1})["results"]
