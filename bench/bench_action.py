@@ -13,7 +13,8 @@
     .venv/bin/python bench/bench_action.py endpoint --requests 4000 --concurrency 16
     .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 16
 
-Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/10, flushed). Database: a temporary SQLite
+Redis: a private redis-server on a free port, started and stopped by the bench (or BENCH_REDIS_URL,
+which is flushed). Database: a temporary SQLite
 file, or --database-url (a scratch database: its tables are dropped and created again).
 """
 
@@ -498,6 +499,29 @@ def bench_pipeline(args) -> dict:
     return {"elapsed": elapsed, "share": share, "rate_limited": rate_limited, "ok": exactly_once}
 
 
+def private_redis() -> tuple[subprocess.Popen, str]:
+    """A redis-server of our own (no persistence) on a free port: nobody else's queue or data."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc, url
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", choices=("all", "endpoint", "pipeline"), default="all")
@@ -514,15 +538,21 @@ def main() -> int:
         help="workers without a fork per job (bench/worker_nofork.py), for comparison",
     )
     parser.add_argument("--database-url", default=None)
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
-    )
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     args = parser.parse_args()
+    redis_server = None
+    if not args.redis_url:
+        redis_server, args.redis_url = private_redis()
     ok = True
-    if args.part in ("all", "endpoint"):
-        bench_endpoint(args)
-    if args.part in ("all", "pipeline"):
-        ok = bench_pipeline(args)["ok"]
+    try:
+        if args.part in ("all", "endpoint"):
+            bench_endpoint(args)
+        if args.part in ("all", "pipeline"):
+            ok = bench_pipeline(args)["ok"]
+    finally:
+        if redis_server is not None:
+            redis_server.terminate()
+            redis_server.wait(10)
     return 0 if ok else 1
 
 

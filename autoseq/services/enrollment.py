@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import JSON, BigInteger, String, func, literal
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -33,7 +34,7 @@ from ..models import (
     SendMode,
     Sequence,
 )
-from ..models.base import utcnow
+from ..models.base import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +182,14 @@ def workspace_for_portal(portal_id) -> int:
     return workspace_id
 
 
-def _lookup(execution: Execution):
-    """Workspace, sequence (id, name), mailbox id and rotation id in one round trip."""
+def _lookup_select(execution: Execution, *columns):
+    """SELECT ``columns`` from the portal's connection with the execution's sequence, mailbox and
+    rotation outer-joined (one row when the portal is connected, none otherwise)."""
     mailbox_ref = int(execution.mailbox_ref) if execution.mailbox_ref else -1
     rotation_ref = int(execution.rotation_ref) if execution.rotation_ref else -1
     connection = HubSpotConnection
-    query = (
-        db.select(connection.workspace_id, Sequence.id, Sequence.name, Mailbox.id, Rotation.id)
+    return (
+        db.select(*columns)
         .select_from(connection)
         .outerjoin(
             Sequence,
@@ -206,10 +208,38 @@ def _lookup(execution: Execution):
         )
         .where(connection.portal_id == execution.portal_id)
     )
-    found = db.session.execute(query).first()
-    if found is None:
-        raise UnknownPortal(f"portal {execution.portal_id} is not connected to AutoSeq")
-    return found
+
+
+def _insert_statement(execution: Execution):
+    """INSERT ... SELECT: the row and its lookups (workspace, sequence, mailbox, rotation) in one
+    statement, RETURNING the new id. Inserts nothing when the portal is not connected."""
+    now = utcnow()
+    values = {
+        "workspace_id": HubSpotConnection.workspace_id,
+        "callback_id": literal(execution.callback_id),
+        "portal_id": literal(execution.portal_id, BigInteger),
+        "workflow_id": literal(execution.workflow_id, String),
+        "action_definition_id": literal(execution.action_definition_id, String),
+        "contact_id": literal(execution.contact_id),
+        "sequence_id": Sequence.id,
+        "sequence_hubspot_id": literal(execution.sequence_hubspot_id),
+        "sequence_name": func.coalesce(Sequence.name, ""),
+        "send_mode": literal(execution.send_mode),
+        "mailbox_id": Mailbox.id,
+        "rotation_id": Rotation.id,
+        "input_fields": literal(execution.input_fields, JSON),
+        "status": literal(EnrollmentStatus.QUEUED.value),
+        "attempts": literal(0),
+        "job_id": literal(default_job_id(execution.callback_id)),
+        "created_at": literal(now, UTCDateTime),
+        "updated_at": literal(now, UTCDateTime),
+    }
+    select = _lookup_select(execution, *[v.label(k) for k, v in values.items()])
+    return (
+        db.insert(Enrollment)
+        .from_select(list(values), select, include_defaults=False)
+        .returning(Enrollment.id)
+    )
 
 
 @dataclass
@@ -243,29 +273,8 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     removed sequence, a deleted rotation or an unknown mailbox is still recorded: the job fails it
     with a readable reason.
     """
-    workspace_id, sequence_id, sequence_name, mailbox_id, rotation_id = _lookup(execution)
-    row = Enrollment(
-        workspace_id=workspace_id,
-        callback_id=execution.callback_id,
-        portal_id=execution.portal_id,
-        workflow_id=execution.workflow_id,
-        action_definition_id=execution.action_definition_id,
-        contact_id=execution.contact_id,
-        sequence_id=sequence_id,
-        sequence_hubspot_id=execution.sequence_hubspot_id,
-        sequence_name=sequence_name or "",
-        send_mode=execution.send_mode,
-        mailbox_id=mailbox_id,
-        rotation_id=rotation_id,
-        input_fields=execution.input_fields,
-        job_id=default_job_id(execution.callback_id),
-        status=EnrollmentStatus.QUEUED.value,
-        attempts=0,
-    )
-    db.session.add(row)
     try:
-        db.session.flush()
-        recorded = Recorded.of(row)
+        new_id = db.session.execute(_insert_statement(execution)).scalar()
         db.session.commit()
     except IntegrityError:
         # A retried (or racing) delivery of the same callback: the first one's row is the row.
@@ -276,7 +285,10 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
         if existing is None:
             raise
         return Recorded.of(existing), False
-    return recorded, True
+    if new_id is None:
+        raise UnknownPortal(f"portal {execution.portal_id} is not connected to AutoSeq")
+    job_id = default_job_id(execution.callback_id)
+    return Recorded(new_id, execution.callback_id, job_id, EnrollmentStatus.QUEUED.value), True
 
 
 # -- queueing ---------------------------------------------------------------------------------
