@@ -11,7 +11,7 @@ errors).
 
 Token writes happen on their own database connection and commit at once, so that a refresh made
 in the middle of a job survives the job's rollback and never commits the caller's pending changes.
-Needs an app context.
+Needs an app context to be built; none after that (it may be used from other threads).
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ class HubSpotClient:
         self.connection_id = connection.id
         self.workspace_id = connection.workspace_id
         self.portal_id = connection.portal_id
-        self._access = tokens.decrypt(connection.access_token_enc)
-        self._expires_at = connection.expires_at
         config = self.app.config
+        # Captured now, so that after construction the client needs no app context (threads).
+        self._keys = list(config["TOKEN_ENCRYPTION_KEYS"])
+        self._engine = db.engine
+        self._access = tokens.decrypt(connection.access_token_enc, self._keys)
+        self._expires_at = connection.expires_at
         self.redis = self.app.extensions["redis"]
         self.transport = Transport.from_config(config, self.redis)
         self.oauth_transport = Transport.from_config(config, rate_limited=False)
@@ -214,13 +217,15 @@ class HubSpotClient:
             if row is None or row.status != ConnectionStatus.CONNECTED or not row.refresh_token_enc:
                 status = row.status if row is not None else "gone"
                 raise NeedsReconnect(f"HubSpot portal {self.portal_id} is {status}")
-            access = tokens.decrypt(row.access_token_enc)
+            access = tokens.decrypt(row.access_token_enc, self._keys)
             if access != failed_token and self._fresh(access, row.expires_at):
                 self._access, self._expires_at = access, row.expires_at
                 return access
             try:
                 new = oauth.refresh(
-                    self.oauth_transport, self.app.config, tokens.decrypt(row.refresh_token_enc)
+                    self.oauth_transport,
+                    self.app.config,
+                    tokens.decrypt(row.refresh_token_enc, self._keys),
                 )
             except oauth.InvalidGrant as exc:
                 self._mark_needs_reconnect(
@@ -234,8 +239,8 @@ class HubSpotClient:
                 ) from None
             self._write(
                 row.refresh_token_enc,
-                access_token_enc=tokens.encrypt(new.access_token),
-                refresh_token_enc=tokens.encrypt(new.refresh_token),
+                access_token_enc=tokens.encrypt(new.access_token, self._keys),
+                refresh_token_enc=tokens.encrypt(new.refresh_token, self._keys),
                 expires_at=new.expires_at,
             )
             log.info("refreshed the HubSpot access token of portal %s", self.portal_id)
@@ -249,7 +254,7 @@ class HubSpotClient:
     def _read_row(self):
         """The connection row as committed now (not the caller's session's possibly old copy)."""
         table = HubSpotConnection.__table__
-        with db.engine.connect() as conn:
+        with self._engine.connect() as conn:
             return conn.execute(table.select().where(table.c.id == self.connection_id)).first()
 
     def _write(self, expected_refresh_enc: str, **values) -> bool:
@@ -257,7 +262,7 @@ class HubSpotClient:
         disconnected or reconnected meanwhile, and what we learnt is stale)."""
         values["updated_at"] = datetime.now(UTC)
         table = HubSpotConnection.__table__
-        with db.engine.begin() as conn:
+        with self._engine.begin() as conn:
             result = conn.execute(
                 table.update()
                 .where(

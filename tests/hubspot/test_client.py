@@ -274,3 +274,14 @@ def test_a_client_built_before_disconnect_cannot_bring_tokens_back(connected_wor
     connection = _connection(connected_workspace.id)
     assert connection.status == "disconnected"
     assert connection.access_token_enc is None and connection.refresh_token_enc is None
+
+
+def test_a_built_client_refreshes_from_a_thread_without_app_context(connected_workspace):
+    _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
+    client = HubSpotClient.for_workspace(connected_workspace.id)
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(client.get("/crm/v3/owners")))
+    thread.start()
+    thread.join()
+    assert outcome and outcome[0]["results"]
+    assert _connection(connected_workspace.id).expires_at > datetime.now(UTC)
