@@ -12,6 +12,7 @@ reached HubSpot, a look at the contact's current enrollment.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import JSON, BigInteger, String, func, literal
+from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, func
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -182,64 +183,84 @@ def workspace_for_portal(portal_id) -> int:
     return workspace_id
 
 
-def _lookup_select(execution: Execution, *columns):
-    """SELECT ``columns`` from the portal's connection with the execution's sequence, mailbox and
-    rotation outer-joined (one row when the portal is connected, none otherwise)."""
-    mailbox_ref = int(execution.mailbox_ref) if execution.mailbox_ref else -1
-    rotation_ref = int(execution.rotation_ref) if execution.rotation_ref else -1
+@functools.cache
+def _insert_template():
+    """INSERT ... SELECT: the row and its lookups (workspace, sequence, mailbox, rotation) in one
+    statement, RETURNING the new id; inserts nothing when the portal is not connected. Built once
+    with bound parameters (the endpoint is hot)."""
     connection = HubSpotConnection
-    return (
-        db.select(*columns)
+    values = {
+        "workspace_id": connection.workspace_id,
+        "callback_id": bindparam("callback_id", type_=String),
+        "portal_id": bindparam("portal_id", type_=BigInteger),
+        "workflow_id": bindparam("workflow_id", type_=String),
+        "action_definition_id": bindparam("action_definition_id", type_=String),
+        "contact_id": bindparam("contact_id", type_=String),
+        "sequence_id": Sequence.id,
+        "sequence_hubspot_id": bindparam("sequence_hubspot_id", type_=String),
+        "sequence_name": func.coalesce(Sequence.name, ""),
+        "send_mode": bindparam("send_mode", type_=String),
+        "mailbox_id": Mailbox.id,
+        "rotation_id": Rotation.id,
+        "input_fields": bindparam("input_fields", type_=JSON),
+        "status": bindparam("status", type_=String),
+        "attempts": bindparam("attempts", type_=Integer),
+        "job_id": bindparam("job_id", type_=String),
+        "created_at": bindparam("created_at", type_=UTCDateTime),
+        "updated_at": bindparam("updated_at", type_=UTCDateTime),
+    }
+    select = (
+        db.select(*[v.label(k) for k, v in values.items()])
         .select_from(connection)
         .outerjoin(
             Sequence,
             db.and_(
                 Sequence.workspace_id == connection.workspace_id,
-                Sequence.hubspot_id == execution.sequence_hubspot_id,
+                Sequence.hubspot_id == bindparam("sequence_hubspot_id", type_=String),
             ),
         )
         .outerjoin(
             Mailbox,
-            db.and_(Mailbox.workspace_id == connection.workspace_id, Mailbox.id == mailbox_ref),
+            db.and_(
+                Mailbox.workspace_id == connection.workspace_id,
+                Mailbox.id == bindparam("mailbox_ref", type_=Integer),
+            ),
         )
         .outerjoin(
             Rotation,
-            db.and_(Rotation.workspace_id == connection.workspace_id, Rotation.id == rotation_ref),
+            db.and_(
+                Rotation.workspace_id == connection.workspace_id,
+                Rotation.id == bindparam("rotation_ref", type_=Integer),
+            ),
         )
-        .where(connection.portal_id == execution.portal_id)
+        .where(connection.portal_id == bindparam("portal_id", type_=BigInteger))
     )
-
-
-def _insert_statement(execution: Execution):
-    """INSERT ... SELECT: the row and its lookups (workspace, sequence, mailbox, rotation) in one
-    statement, RETURNING the new id. Inserts nothing when the portal is not connected."""
-    now = utcnow()
-    values = {
-        "workspace_id": HubSpotConnection.workspace_id,
-        "callback_id": literal(execution.callback_id),
-        "portal_id": literal(execution.portal_id, BigInteger),
-        "workflow_id": literal(execution.workflow_id, String),
-        "action_definition_id": literal(execution.action_definition_id, String),
-        "contact_id": literal(execution.contact_id),
-        "sequence_id": Sequence.id,
-        "sequence_hubspot_id": literal(execution.sequence_hubspot_id),
-        "sequence_name": func.coalesce(Sequence.name, ""),
-        "send_mode": literal(execution.send_mode),
-        "mailbox_id": Mailbox.id,
-        "rotation_id": Rotation.id,
-        "input_fields": literal(execution.input_fields, JSON),
-        "status": literal(EnrollmentStatus.QUEUED.value),
-        "attempts": literal(0),
-        "job_id": literal(default_job_id(execution.callback_id)),
-        "created_at": literal(now, UTCDateTime),
-        "updated_at": literal(now, UTCDateTime),
-    }
-    select = _lookup_select(execution, *[v.label(k) for k, v in values.items()])
     return (
-        db.insert(Enrollment)
+        db.insert(Enrollment.__table__)  # Core, not an ORM bulk insert of the parameters
         .from_select(list(values), select, include_defaults=False)
-        .returning(Enrollment.id)
+        .returning(Enrollment.__table__.c.id)
     )
+
+
+def _insert_params(execution: Execution) -> dict:
+    now = utcnow()
+    return {
+        "callback_id": execution.callback_id,
+        "portal_id": execution.portal_id,
+        "workflow_id": execution.workflow_id,
+        "action_definition_id": execution.action_definition_id,
+        "contact_id": execution.contact_id,
+        "sequence_hubspot_id": execution.sequence_hubspot_id,
+        "send_mode": execution.send_mode,
+        "input_fields": execution.input_fields,
+        "status": EnrollmentStatus.QUEUED.value,
+        "attempts": 0,
+        "job_id": default_job_id(execution.callback_id),
+        "created_at": now,
+        "updated_at": now,
+        "mailbox_ref": int(execution.mailbox_ref) if execution.mailbox_ref else -1,
+        "rotation_ref": int(execution.rotation_ref) if execution.rotation_ref else -1,
+    }
 
 
 @dataclass
@@ -274,7 +295,7 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     with a readable reason.
     """
     try:
-        new_id = db.session.execute(_insert_statement(execution)).scalar()
+        new_id = db.session.execute(_insert_template(), _insert_params(execution)).scalar()
         db.session.commit()
     except IntegrityError:
         # A retried (or racing) delivery of the same callback: the first one's row is the row.
