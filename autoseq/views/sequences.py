@@ -158,7 +158,9 @@ def _list_context() -> dict:
 def sequence_list():
     """Every synced sequence: search, filter by state/sharing/owner, sort, paginate."""
     context = _list_context()
-    if htmx and htmx.target == "content":  # the first sync's refresh wants the whole page
+    # The first sync's refresh swaps the whole content area; a history restore (Back after
+    # hx-push-url, page not in htmx's cache) wants the whole page too.
+    if htmx and (htmx.target == "content" or htmx.history_restore_request):
         return render_template("sequences/list.html", **context)
     return render_fragment_or_page("sequences/list.html", "sequences/_table.html", **context)
 

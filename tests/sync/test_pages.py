@@ -333,3 +333,12 @@ def test_pages_still_open_and_sync_data_explains_when_redis_is_down(
     response = hx_post(logged_in, f"/w/{workspace.id}/sequences/sync")
     assert response.status_code == 200
     assert "could not start the sync" in response.get_data(as_text=True)
+
+
+def test_a_history_restore_gets_the_whole_page(logged_in, workspace):
+    add_sequence(workspace.id, "One")
+    headers = dict(HX, **{"HX-History-Restore-Request": "true"})
+    html = logged_in.get(f"/w/{workspace.id}/sequences/?q=one", headers=headers).get_data(
+        as_text=True
+    )
+    assert "<html" in html and names(html) == ["One"]
