@@ -52,7 +52,9 @@ SYNC_JOB = "autoseq.jobs.sync.sync_workspace"
 SYNC_INTERVAL = timedelta(hours=24)
 CHUNK = 1000  # rows per executemany statement
 ID_MAX = 32  # String(32) columns: longer ids are not HubSpot ids
-RUN_LOCK_TTL = 35 * 60  # longer than the sync queue's 30-minute job timeout
+# The running lock lives this long unless the sync renews it (each progress report does): a
+# worker killed mid-sync blocks the next sync of its workspace for at most this long.
+RUN_LOCK_TTL = 10 * 60
 REQUEST_LOCK_TTL = 10
 # Users' listings fetched at once (SYNC_FETCH_THREADS). Two keep a real portal's 110/10 s budget
 # busy at HubSpot's latency; more would only crowd out the enrollments sharing that budget.
@@ -616,6 +618,10 @@ def _request_lock_key(workspace_id: int) -> str:
     return f"autoseq:sync:{workspace_id}:request"
 
 
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
+return 0
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -641,6 +647,10 @@ class _RedisLock:
 
     def release(self) -> None:
         self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+    def renew(self) -> None:
+        """Push the expiry back to a full TTL, if the lock is still ours."""
+        self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl)
 
 
 def job_id_for(run: SyncRun) -> str:
@@ -791,7 +801,7 @@ def run_sync(
                 client = HubSpotClient.for_connection(connection)
                 workers = int(current_app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
                 extra = [HubSpotClient.for_connection(connection) for _ in range(workers - 1)]
-            fetched = fetch_portal(client, progress, extra)
+            fetched = fetch_portal(client, _renewing(lock, progress), extra)
         except (NeedsReconnect, HubSpotAuthError) as exc:
             return _fail(run_id, f"HubSpot needs reconnecting: {_message(exc)}")
         except SyncAborted as exc:
@@ -832,6 +842,21 @@ def run_sync(
         return run
     finally:
         lock.release()
+
+
+def _renewing(lock: _RedisLock, progress: Callable[[dict], None] | None):
+    """A progress callback that also renews the running lock (at most every 30 s)."""
+    last = [time.monotonic()]
+
+    def report(meta: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] > 30:
+            last[0] = now
+            lock.renew()
+        if progress is not None:
+            progress(meta)
+
+    return report
 
 
 def _message(exc: Exception) -> str:
