@@ -180,3 +180,20 @@ def test_a_connection_needing_reconnect_fails_the_enrollment_once_without_retryi
     assert get_queue("enrollments", redis).count == 0
     assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 0
     assert world.admin.enrollments() == []
+
+
+def test_hubspot_permission_refusal_after_a_stale_sync_fails_with_permission_denied(
+    world, run_jobs
+):
+    world.admin.portal("PATCH", f"/users/{world.users['cyd'].id}", json={"seat": False})
+    [cb] = world.fire(world.contacts(1), world.direct("team", "cyd@acme.test"))
+    run_jobs()
+    assert world.outputs(cb)["failure_reason"] == "Permission denied"
+    assert world.row(cb).failure_code == "PERMISSION_DENIED"
+
+
+def test_unknown_contact_fails_with_contact_not_found(world, run_jobs):
+    [cb] = world.fire(["999999"], world.direct("team", "ada@acme.test"))
+    run_jobs()
+    assert world.outputs(cb)["failure_reason"] == "Contact not found"
+    assert world.row(cb).failure_code == "CONTACT_NOT_FOUND"
