@@ -59,7 +59,10 @@ REQUEST_LOCK_TTL = 10
 # Users' listings fetched at once (SYNC_FETCH_THREADS). Two keep a real portal's 110/10 s budget
 # busy at HubSpot's latency; more would only crowd out the enrollments sharing that budget.
 DEFAULT_FETCH_THREADS = 2
-STALE_AFTER = timedelta(hours=1)  # a queued/running run this old without a live job is dead
+# A sync makes 3 + sum over users of ceil(sequences they see / 100) calls at 11 per second
+# (HubSpot's 110/10 s): 10,000 sequences over 50 users is about 3,600 calls, 6 minutes. Far larger
+# portals need longer than the sync queue's 30-minute default.
+SYNC_JOB_TIMEOUT = 4 * 3600
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
 
 
@@ -693,12 +696,9 @@ def _is_dead(run: SyncRun) -> bool:
         job = Job.fetch(run.job_id, connection=redis_connection())
     except NoSuchJobError:
         return True
-    status = job.get_status(refresh=False)
-    if status in ("failed", "stopped", "canceled", "finished"):
-        # The job ended; the row says otherwise only if the horse died mid-write.
-        return True
-    started = run.started_at or run.created_at
-    return utcnow() - started > STALE_AFTER and status != "queued"
+    # The job ended while the row says otherwise: its horse died. A job still "started" whose
+    # horse died is moved to failed by RQ's registry cleanup once its timeout has passed.
+    return job.get_status(refresh=False) in ("failed", "stopped", "canceled", "finished")
 
 
 def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRun:
@@ -727,6 +727,7 @@ def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRu
             run.id,
             queue="sync",
             job_id=run.job_id,
+            timeout=int(current_app.config.get("SYNC_JOB_TIMEOUT", SYNC_JOB_TIMEOUT)),
         )
         log.info("sync of workspace %s requested (%s): run %s", workspace_id, trigger, run.id)
         return run
