@@ -389,8 +389,8 @@ def bench_pipeline(args) -> dict:
     ).start()
     env = Env(args.database_url, args.redis_url)
     env.use_sandbox(sandbox)
-    if args.no_fork:
-        env.worker_script = ROOT / "bench" / "worker_nofork.py"
+    if args.worker != "product":
+        env.worker_script = ROOT / "bench" / f"worker_{args.worker}.py"
     try:
         env.create_schema()
         app = env.app()
@@ -477,7 +477,10 @@ def bench_pipeline(args) -> dict:
     exactly_once = enrolled == expected and outcomes.get("enrolled", 0) == len(callback_ids)
     budget = portals * 110 * (elapsed - (first_call - started)) / 10.0
     share = (calls - rate_limited) / budget
-    kind = "non-forking (bench/worker_nofork.py)" if args.no_fork else "worker.py (fork per job)"
+    kind = {
+        "product": "worker.py (fork per job)",
+        "nofork": "bench/worker_nofork.py (no fork)",
+    }[args.worker]
     print(
         f"== (2) pipeline: {len(callback_ids)} executions over {portals} sandbox portals "
         f"(110 req / 10 s each), {args.workers} workers {kind}, gunicorn web"
@@ -533,9 +536,10 @@ def main() -> int:
     parser.add_argument("--delivery-concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument(
-        "--no-fork",
-        action="store_true",
-        help="workers without a fork per job (bench/worker_nofork.py), for comparison",
+        "--worker",
+        choices=("product", "nofork"),
+        default="product",
+        help="product: worker.py; nofork: bench/worker_nofork.py, for comparison",
     )
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
