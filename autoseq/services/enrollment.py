@@ -63,9 +63,8 @@ REASONS = {
     "NEEDS_RECONNECT": "HubSpot connection needs reconnecting",
     "HUBSPOT_UNAVAILABLE": "HubSpot was unavailable; gave up after retries",
     "DAILY_LIMIT": "HubSpot's daily API limit was reached",
-    "INVALID_INPUT": "The action is not configured correctly",
     "MAILBOX_NOT_FOUND": "Mailbox not found",
-    "ROTATION_DELETED": "Rotation was deleted",
+    "ROTATION_NOT_FOUND": "Rotation not found",
 }
 
 
@@ -125,7 +124,7 @@ def parse_execution(data: dict) -> Execution:
     if not isinstance(origin, dict):
         raise InvalidExecution("origin is required")
     portal = _id_text(origin.get("portalId"), "origin.portalId")
-    if not portal.isdigit():
+    if not portal.isdigit() or len(portal) > 18:
         raise InvalidExecution("origin.portalId must be a number")
     context = data.get("context") if isinstance(data.get("context"), dict) else {}
     obj = data.get("object")
@@ -151,7 +150,7 @@ def parse_execution(data: dict) -> Execution:
     chosen = mailbox if send_from == SendMode.MAILBOX else rotation
     if not chosen:
         raise InvalidExecution(f"inputFields.{send_from} is required (send_from is {send_from})")
-    if not chosen.isdigit():
+    if not chosen.isdigit() or len(chosen) > 9:
         raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
     workflow = context.get("workflowId")
     definition = origin.get("actionDefinitionId")
@@ -557,7 +556,7 @@ def _enroll(row: Enrollment, client, errors) -> None:
         _finish(row, "failed", "MAILBOX_NOT_FOUND")
         return
     if row.send_mode == SendMode.ROTATION and row.rotation_id is None:
-        _finish(row, "failed", "ROTATION_DELETED")
+        _finish(row, "failed", "ROTATION_NOT_FOUND")
         return
     if row.attempts > 0 and _already_in_sequence(row, client):
         return
@@ -586,7 +585,12 @@ def _enroll(row: Enrollment, client, errors) -> None:
                 sender_email=choice.sender_email,
                 sender_alias=choice.alias,
             )
-        except (errors.HubSpotUnavailable, errors.RateLimited, errors.NeedsReconnect):
+        except (
+            errors.HubSpotUnavailable,
+            errors.RateLimited,
+            errors.NeedsReconnect,
+            errors.HubSpotAuthError,
+        ):
             senders.release(choice)
             raise
         except errors.HubSpotError as exc:

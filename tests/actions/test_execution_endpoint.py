@@ -65,6 +65,11 @@ def test_malformed_json_is_a_400(world, post):
         ({"inputFields": {"sequence": "1", "send_from": "pigeon"}}, "send_from"),
         ({"inputFields": {"sequence": "1", "send_from": "rotation"}}, "rotation"),
         ({"origin": {}}, "portalId"),
+        ({"origin": {"portalId": "9" * 30}}, "portalId"),
+        (
+            {"inputFields": {"sequence": "1", "send_from": "mailbox", "mailbox": "9" * 30}},
+            "mailbox",
+        ),
     ],
 )
 def test_missing_or_malformed_fields_are_a_400_naming_them(world, post, change, reason):
