@@ -62,3 +62,9 @@ def test_scheduled_job_runs_on_the_worker_and_twice_is_harmless(redis, run_jobs)
     scheduler.enqueue_jobs()  # a doubled tick: nothing due yet, nothing runs twice
     run_jobs()
     assert db.session.scalar(db.select(db.func.count()).select_from(Heartbeat)) == 1
+
+
+def test_enqueue_passes_other_keywords_to_the_job():
+    job = enqueue("autoseq.jobs.system.record_heartbeat", 7, queue="sync", trigger="connect")
+    assert job.args == (7,) and job.kwargs == {"trigger": "connect"}
+    assert job.timeout == QUEUES["sync"].timeout

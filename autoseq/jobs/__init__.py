@@ -46,17 +46,39 @@ def get_queue(name: str, connection: Redis | None = None) -> Queue:
     )
 
 
-def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None, **options) -> Job:
+# Keywords of :meth:`rq.Queue.enqueue_call` that ``enqueue`` passes to RQ; any other keyword is
+# an argument of the job itself (as with RQ's own ``Queue.enqueue``).
+_ENQUEUE_OPTIONS = frozenset(
+    {
+        "timeout",
+        "result_ttl",
+        "ttl",
+        "failure_ttl",
+        "description",
+        "depends_on",
+        "at_front",
+        "meta",
+        "retry",
+        "on_success",
+        "on_failure",
+        "on_stopped",
+        "pipeline",
+    }
+)
+
+
+def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None, **kwargs) -> Job:
     """Enqueue ``func`` (a dotted name) with the queue's declared defaults.
 
-    ``options`` may override ``retry``, ``result_ttl``, ``failure_ttl``, ``timeout``, ``meta``,
-    ``at_front`` and the other keywords of :meth:`rq.Queue.enqueue_call`.
+    Keywords named in ``_ENQUEUE_OPTIONS`` (``retry``, ``timeout``, ``meta``, ...) override the
+    queue's defaults; every other keyword is passed to the job.
     """
     spec = QUEUES[queue]
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENQUEUE_OPTIONS}
     if "retry" not in options and spec.retry:
         max_retries, intervals = spec.retry
         options["retry"] = Retry(max=max_retries, interval=list(intervals))
     options.setdefault("result_ttl", spec.result_ttl)
     options.setdefault("failure_ttl", spec.failure_ttl)
     options.setdefault("timeout", spec.timeout)
-    return get_queue(queue).enqueue_call(func, args=args, job_id=job_id, **options)
+    return get_queue(queue).enqueue_call(func, args=args, kwargs=kwargs, job_id=job_id, **options)
