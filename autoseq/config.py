@@ -67,6 +67,35 @@ def _instance_secret(instance_path: str, filename: str, make) -> str:
     return path.read_text().strip()
 
 
+# Tuning knobs: read here when the environment sets them; otherwise the code that uses them keeps
+# its documented default (named beside it there and in the README).
+TUNING = {
+    "HUBSPOT_MAX_RETRIES": int,  # retries of 5xx / timeouts / dropped connections (default 4)
+    "HUBSPOT_RETRY_BACKOFF": float,  # first backoff in seconds, doubling (0.5)
+    "HUBSPOT_RETRY_BACKOFF_MAX": float,  # backoff ceiling in seconds (8)
+    "HUBSPOT_429_RETRIES": int,  # 429s waited out before giving up (3)
+    "HUBSPOT_RATE_LIMIT_MAX_WAIT": float,  # longest wait for a rate-limit slot, seconds (60)
+    "HUBSPOT_TOKEN_REFRESH_MARGIN": float,  # refresh this many seconds before expiry (300)
+    "SYNC_FETCH_THREADS": int,  # users' sequence listings fetched at once by one sync (2)
+    "SYNC_MAX_PER_TICK": int,  # workspaces the hourly tick may start (200)
+    "SYNC_JOB_TIMEOUT": int,  # seconds one sync may run (14400)
+}
+
+
+def _tuning(env: Mapping[str, str]) -> dict:
+    settings = {}
+    for name, kind in TUNING.items():
+        if env.get(name, "").strip():
+            try:
+                value = kind(env[name])
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be a {kind.__name__}, got {env[name]!r}") from exc
+            if value < 0:
+                raise ConfigError(f"{name} must not be negative")
+            settings[name] = value
+    return settings
+
+
 def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     """Build the Flask config mapping from the environment."""
     env = os.environ if environ is None else environ
@@ -130,4 +159,5 @@ def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "LOGIN_FAILURE_LIMIT": int(env.get("LOGIN_FAILURE_LIMIT", "5")),
         "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
+        **_tuning(env),
     }

@@ -44,3 +44,14 @@ def test_bad_values_fail_fast(tmp_path):
     assert parse_rate_limit("110/10s") == (110, 10.0)
     with pytest.raises(ConfigError, match="Fernet"):
         load(str(tmp_path), {"AUTOSEQ_ENV": "development", "TOKEN_ENCRYPTION_KEY": "nope"})
+
+
+def test_tuning_knobs_are_read_only_when_set(tmp_path):
+    base = {"AUTOSEQ_ENV": "development"}
+    assert "SYNC_FETCH_THREADS" not in load(str(tmp_path), base)
+    settings = load(
+        str(tmp_path), {**base, "SYNC_FETCH_THREADS": "4", "HUBSPOT_RETRY_BACKOFF": "0.1"}
+    )
+    assert settings["SYNC_FETCH_THREADS"] == 4 and settings["HUBSPOT_RETRY_BACKOFF"] == 0.1
+    with pytest.raises(ConfigError, match="SYNC_MAX_PER_TICK"):
+        load(str(tmp_path), {**base, "SYNC_MAX_PER_TICK": "many"})
