@@ -21,11 +21,14 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
+from rq.utils import current_timestamp
 from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, func
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..jobs import QUEUES, enqueue, redis_connection
+from ..jobs import QUEUES, enqueue, get_queue, redis_connection
 from ..models import (
     Enrollment,
     EnrollmentStatus,
@@ -401,10 +404,38 @@ def ensure_enqueued(
     return True
 
 
+def enqueue_due_retries() -> int:
+    """Move enrollment retries whose backoff is over from RQ's scheduled registry to the queue.
+
+    RQ keeps a retry with a backoff interval in its scheduled registry until a worker running
+    RQ's scheduler moves it; when no such worker holds the queue's scheduler lock, this does it
+    (the sweep calls it), so a retry is never stranded. Returns how many were moved.
+    """
+    connection = redis_connection()
+    if connection.exists(RQScheduler.get_locking_key(QUEUE)):
+        return 0  # a worker's RQ scheduler is on duty
+    queue = get_queue(QUEUE)
+    registry = ScheduledJobRegistry(queue=queue)
+    job_ids = registry.get_jobs_to_schedule(current_timestamp())
+    if not job_ids:
+        return 0
+    with connection.pipeline() as pipeline:
+        for job in Job.fetch_many(job_ids, connection=connection):
+            if job is not None:
+                queue._enqueue_job(job, pipeline=pipeline, at_front=job.should_enqueue_at_front())
+        for job_id in job_ids:
+            registry.remove(job_id, pipeline=pipeline)
+        pipeline.execute()
+    log.info("moved %d due enrollment retries to the queue", len(job_ids))
+    return len(job_ids)
+
+
 def requeue_stuck(
     older_than: timedelta = timedelta(minutes=3), heartbeat_grace: float | None = None
 ) -> int:
-    """Re-enqueue rows still queued (or finished but not yet completed) with no live job."""
+    """Re-enqueue rows still queued (or finished but not yet completed) with no live job; first
+    move retries that are due (:func:`enqueue_due_retries`)."""
+    moved = enqueue_due_retries()
     cutoff = utcnow() - older_than
     rows = db.session.scalars(
         db.select(Enrollment)
@@ -437,7 +468,7 @@ def requeue_stuck(
             count += 1
     if count:
         log.warning("re-enqueued %d stuck enrollments", count)
-    return count
+    return count + moved
 
 
 # -- the worker side --------------------------------------------------------------------------

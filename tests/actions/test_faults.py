@@ -197,3 +197,29 @@ def test_completing_an_already_completed_callback_counts_as_completed(world, run
     row = world.row(cb)
     assert row.callback_completed_at is not None and row.attempts == 1
     assert world.enrolled_contacts() == [world.contacts(1)[0]]
+
+
+def test_retries_are_not_stranded_when_no_worker_runs_rqs_scheduler(world, app, redis):
+    """worker.py runs without RQ's scheduler: the sweep moves due retries to the queue."""
+    from autoseq.jobs import get_queue
+    from autoseq.jobs.worker import AutoSeqWorker
+
+    def work():
+        from autoseq.extensions import db
+
+        db.session.remove()
+        worker = AutoSeqWorker([get_queue("enrollments", redis)], connection=redis)
+        worker.app = app
+        worker.work(burst=True, with_scheduler=False)
+
+    [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
+    world.admin.faults(error_rate=1.0)
+    work()  # fails; RQ schedules the retry after its backoff (5 s)
+    world.admin.faults(error_rate=0.0)
+    work()
+    assert world.row(cb).status == "queued"  # nobody moved the retry
+    time.sleep(5.5)
+    assert enrollment_service.enqueue_due_retries() == 1
+    work()
+    assert world.outputs(cb)["enrollment_status"] == "enrolled"
+    assert world.row(cb).attempts == 2
