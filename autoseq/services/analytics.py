@@ -18,6 +18,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -482,13 +483,14 @@ DIMENSIONS = {
 }
 
 
-def grouping_sets_rows(filters: Filters) -> dict[str, list[tuple]]:
+def grouping_sets_rows(filters: Filters, engine=None) -> dict[str, list[tuple]]:
     """PostgreSQL: every breakdown's groups in ONE scan of the period (GROUPING SETS).
 
     Returns, per dimension, tuples shaped as the separate queries return them:
     (*keys, total, succeeded, failed); for "reason" (code, failed, 0, failed, None), failed
     rows only. Every column read is in the covering index on (workspace_id, created_at), so
-    the scan is index-only.
+    the scan is index-only. With ``engine`` it runs on a connection of its own (no session,
+    no app context), so :func:`report` can run it beside the per-day query.
     """
     names = tuple(DIMENSIONS)
     keys = DIMENSIONS
@@ -502,10 +504,17 @@ def grouping_sets_rows(filters: Filters) -> dict[str, list[tuple]]:
     query = query.group_by(func.grouping_sets(*(tuple_(*keys[n]) for n in names)))
     # The planner multiplies sequence ids by names to guess the groups and, within the default
     # 4 MB, would sort the period on disk instead of hashing it; the hash tables need ~2 MB.
-    db.session.execute(text("SET LOCAL work_mem = '32MB'"))
+    work_mem = text("SET LOCAL work_mem = '32MB'")
+    if engine is None:
+        db.session.execute(work_mem)
+        result = db.session.execute(query).all()
+    else:
+        with engine.begin() as connection:
+            connection.execute(work_mem)
+            result = connection.execute(query).all()
     out: dict[str, list[tuple]] = {n: [] for n in names}
     width = len(names)
-    for row in db.session.execute(query):
+    for row in result:
         flags, values = row[:width], row[width:]
         name = names[flags.index(0)]
         offset = sum(len(keys[n]) for n in names[: names.index(name)])
@@ -655,9 +664,13 @@ def report(filters: Filters) -> Report | None:
     if not filters.ok:
         return None
     groups: dict[str, list | None] = dict.fromkeys(DIMENSIONS)
-    days = per_day(filters)
     if db.engine.dialect.name == "postgresql":
-        groups = grouping_sets_rows(filters)
+        # The breakdowns' scan (the longest) runs on a second connection while this one reads
+        # the days and the previous period: PostgreSQL works on both at once.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            breakdowns = pool.submit(grouping_sets_rows, filters, db.engine)
+            days = per_day(filters)
+            groups = breakdowns.result()
         # The period's totals are the sum of its days: only the previous period needs a scan.
         current = Counts(
             sum(d.counts.total for d in days),
@@ -673,6 +686,7 @@ def report(filters: Filters) -> Report | None:
             ).one()
         )
     else:
+        days = per_day(filters)
         current, previous = headline(filters)
     return Report(
         filters=filters,
