@@ -1,7 +1,8 @@
 """The RQ worker process: ``python worker.py [queue ...]``.
 
 Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (an RQ 2 HerokuWorker) over the queues in priority
-order; each job runs inside the app context. SIGTERM finishes the current job, then stops.
+order; each job runs inside the app context. SIGTERM finishes the current job, then stops. The
+periodic jobs are rq-scheduler's (scheduler.py); RQ's built-in scheduler only re-queues retries.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ def main(argv: list[str]) -> int:
     queues = [get_queue(name, connection) for name in queue_names]
     worker = AutoSeqWorker(queues, connection=connection)
     worker.app = app
-    worker.work(with_scheduler=False, logging_level="INFO")
+    # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto their
+    # queue; it takes a Redis lock, so one worker at a time does it however many run.
+    worker.work(with_scheduler=True, logging_level="INFO")
     return 0
 
 
