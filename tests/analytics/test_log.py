@@ -92,3 +92,13 @@ def test_broken_cursor_shows_the_first_page_with_a_message(logged_in, workspace,
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "That page link is broken" in html and ">777<" in html
+
+
+def test_htmx_log_request_gets_the_fragment(logged_in, workspace, make_enrollment):
+    make_enrollment(workspace, contact_id="4243")
+    response = logged_in.get(
+        f"/w/{workspace.id}/analytics/log?status=enrolled", headers={"HX-Request": "true"}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in html and ">4243<" in html and 'hx-push-url="true"' in html
