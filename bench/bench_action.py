@@ -10,12 +10,15 @@
     (aim 0), contacts enrolled exactly once (must be all).
 
     .venv/bin/python bench/bench_action.py                       # both, N=10000 over 5 portals
-    .venv/bin/python bench/bench_action.py endpoint --requests 4000 --concurrency 16
-    .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 16
+    .venv/bin/python bench/bench_action.py endpoint --requests 2000 --concurrency 16
+    .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 12
+    .venv/bin/python bench/bench_action.py pipeline --n 2000 --worker nofork   # no fork per job
 
 Redis: a private redis-server on a free port, started and stopped by the bench (or BENCH_REDIS_URL,
-which is flushed). Database: a temporary SQLite
-file, or --database-url (a scratch database: its tables are dropped and created again).
+which is flushed). Database: a temporary SQLite file, or --database-url (a scratch database: its
+tables are dropped and created again), e.g. postgresql://postgres@127.0.0.1:5432/bench_action.
+Executions of all portals arrive interleaved unless --one-portal-at-a-time (then the queue's
+first-in-first-out order makes every worker wait on one portal's budget: about 1/P of the total).
 """
 
 from __future__ import annotations
