@@ -738,3 +738,84 @@ def ui_action(pid: int, action: str):
     except (KeyError, ValueError) as exc:
         raise validation_error(f"bad form: {exc}") from None
     return redirect(url_for("admin.index", portal=pid), code=303)
+
+
+# -- the workflow editor's stand-in: configure the custom action, then run it -----------------
+
+
+def _workflow_fields(pid: int, definition: dict, chosen: dict) -> list[dict]:
+    """Each input field with the options HubSpot would show: static ones, or the app's optionsUrl.
+
+    Like HubSpot's editor, a field's options request carries the values chosen so far, and a
+    field hidden by ``inputFieldDependencies`` (its controlling field not set to its value) is
+    left out.
+    """
+    runner = sandbox().runner
+    hidden = set()
+    for dep in definition.get("inputFieldDependencies", []):
+        controlling = dep.get("controllingFieldName")
+        wanted = dep.get("controllingFieldValue")
+        if dep.get("dependencyType") == "CONDITIONAL" and chosen.get(controlling) != wanted:
+            hidden.update(dep.get("dependentFieldNames", []))
+    fields = []
+    for field in definition.get("inputFields", []):
+        td = field.get("typeDefinition", {})
+        name = td.get("name")
+        if not name or name in hidden:
+            continue
+        entry = {"name": name, "required": field.get("isRequired", False), "options": []}
+        if td.get("optionsUrl"):
+            known = {k: v for k, v in chosen.items() if v}
+            answer = runner.fetch_options(pid, definition["id"], name, known)
+            if answer.get("statusCode") == 200 and isinstance(answer.get("json"), dict):
+                entry["options"] = answer["json"].get("options", [])
+            else:
+                entry["error"] = f"options request answered {answer.get('statusCode') or answer}"
+        else:
+            entry["options"] = td.get("options", [])
+        fields.append(entry)
+    return fields
+
+
+@bp.route("/ui/<int:pid>/workflow", methods=["GET"])
+def workflow_page(pid: int):
+    """A page to set up the app's workflow action and run it for a range of contacts."""
+    state = sandbox().state
+    with state.lock:
+        portal = get_portal(pid)
+        definitions = [d for d in state.definitions.values() if d.get("published")]
+        first_contact = min((int(c) for c in portal.contacts), default=1)
+    definition_id = request.args.get("definition") or (definitions[0]["id"] if definitions else "")
+    definition = next((d for d in definitions if d["id"] == definition_id), None)
+    chosen = {k[len("in_") :]: v for k, v in request.args.items() if k.startswith("in_")}
+    fields = _workflow_fields(pid, definition, chosen) if definition else []
+    return render_template(
+        "workflow.html",
+        pid=pid,
+        definitions=definitions,
+        definition=definition,
+        fields=fields,
+        chosen=chosen,
+        first_contact=request.args.get("first", first_contact),
+    )
+
+
+@bp.route("/ui/<int:pid>/workflow", methods=["POST"])
+def workflow_run(pid: int):
+    """Fire one execution of the action per contact of the range; back to the admin page."""
+    form = request.form
+    try:
+        first = int(form["first"])
+        count = int(form["count"])
+        workflow_id = int(form.get("workflow") or 1)
+    except (KeyError, ValueError):
+        raise validation_error("first, count and workflow must be whole numbers") from None
+    if not 1 <= count <= 10_000:
+        raise validation_error("count must be 1..10000", "count")
+    inputs = {k[len("in_") :]: v for k, v in form.items() if k.startswith("in_") and v}
+    contact_ids = [str(first + i) for i in range(count)]
+    try:
+        sandbox().runner.fire(pid, form.get("definition", ""), contact_ids, workflow_id, inputs)
+    except RunnerError as exc:
+        raise validation_error(str(exc)) from None
+    return redirect(url_for("admin.index", portal=pid) + "#executions", code=303)
