@@ -1,4 +1,4 @@
-"""Local set-up behind ``make run`` and ``make test``: a Redis that answers, the database, the sandbox.
+"""Local set-up behind ``make run`` and ``make test``: a Redis that answers, the database, sandbox.
 
 ``python scripts/dev.py run``  upgrades the database, makes sure Redis answers (starting a private
 one when none does), starts the HubSpot sandbox unless a real HubSpot app is configured, and runs
@@ -67,8 +67,19 @@ def ensure_redis() -> str:
     binary = redis_server_binary()
     log(f"no Redis answers at {url}; starting {binary} on port {port}")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(datadir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(datadir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -134,8 +145,12 @@ def run() -> int:
         procfile = ROOT / "Procfile.sandbox"
     env["WEB_PORT"] = str(WEB_PORT)
     log("upgrading the database")
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], env=env,
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
     log(f"open {env['PUBLIC_BASE_URL']} (sign up, create a workspace, connect HubSpot)")
     if use_sandbox:
         log(f"HubSpot sandbox: http://127.0.0.1:{SANDBOX_PORT}/_sandbox/ (admin page)")
@@ -148,11 +163,40 @@ def run() -> int:
         return proc.wait()
 
 
+def publish_when_ready() -> int:
+    """Sandbox mode: once the sandbox answers, publish the workflow action to it, then idle.
+
+    It idles rather than exits because honcho stops every process when one of them ends.
+    """
+    import requests
+
+    base = os.environ["HUBSPOT_API_BASE"]
+    for _ in range(120):
+        try:
+            if requests.get(f"{base}/_sandbox/app", timeout=1).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "hubspot", "publish-action"], cwd=ROOT
+    )
+    log(
+        "workflow action published to the sandbox"
+        if result.returncode == 0
+        else "publishing the workflow action failed (see above); run make run again"
+    )
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return 0
+
+
 def test(args: list[str]) -> int:
     env = dict(os.environ)
     env["REDIS_URL"] = ensure_redis()
-    log(f"tests use Redis at {env['REDIS_URL']} (database 15) and "
-        f"{'PostgreSQL' if env.get('DATABASE_URL', '').startswith('postgres') else 'SQLite'}")
+    log(
+        f"tests use Redis at {env['REDIS_URL']} (database 15) and "
+        f"{'PostgreSQL' if env.get('DATABASE_URL', '').startswith('postgres') else 'SQLite'}"
+    )
     return subprocess.run([sys.executable, "-m", "pytest", *args], env=env, cwd=ROOT).returncode
 
 
@@ -162,4 +206,6 @@ if __name__ == "__main__":
         sys.exit(run())
     if command == "test":
         sys.exit(test(sys.argv[2:]))
+    if command == "publish-when-ready":
+        sys.exit(publish_when_ready())
     raise SystemExit(f"unknown command {command!r}: use run or test")
