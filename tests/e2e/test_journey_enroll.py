@@ -1,0 +1,103 @@
+"""The product's whole promise in a real browser: connect HubSpot, see the sequences, set up a
+rotation, let a HubSpot workflow run the action for 40 contacts, and see how they were spread."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from autoseq.extensions import db
+from autoseq.models import Enrollment
+
+from ..conftest import PASSWORD
+
+CONTACTS = 40
+
+
+def pick(select, text: str) -> None:
+    """Choose the option of ``select`` whose text contains ``text``."""
+    value = select.evaluate("(s, t) => [...s.options].find(o => o.text.includes(t)).value", text)
+    select.select_option(value)
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_connect_sync_rotate_and_enroll_from_a_workflow(
+    live_server, page, sandbox, sandbox_admin, portal_id, user, workspace, run_jobs, runner
+):
+    ws = f"{live_server.url}/w/{workspace.id}"
+    page.goto(live_server.url + "/login")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    # Connect HubSpot through the sandbox's consent page.
+    page.goto(ws + "/settings/hubspot/")
+    page.get_by_role("button", name="Connect HubSpot").click()
+    page.get_by_role("button", name="Connect app").click()
+    expect(page.locator(".flash")).to_contain_text(f"portal {portal_id} is connected")
+
+    # The first sync was queued by connecting; a worker runs it.
+    run_jobs(["sync"])
+    page.goto(ws + "/sequences/")
+    expect(page.get_by_role("link", name="Cold Outbound - SaaS Companies")).to_be_visible()
+
+    # A weighted rotation over three reps.
+    page.goto(ws + "/mailboxes/rotations/new")
+    page.get_by_label("Name").fill("SDR Team")
+    page.get_by_label("Split").select_option(label="Weighted")
+    selects = page.locator("table select")
+    weights = page.locator("table input[type=number], table input[type=text]")
+    for row, (who, weight) in enumerate([("alice", "50"), ("bruno", "30"), ("chloe", "20")]):
+        pick(selects.nth(row), who)
+        weights.nth(row).fill(weight)
+    page.get_by_role("button", name="Create rotation").click()
+    expect(page.locator(".flash")).to_contain_text("SDR Team")
+
+    # The operator publishes the action; in HubSpot a workflow is set up with it and run.
+    published = runner.invoke(args=["hubspot", "publish-action"])
+    assert published.exit_code == 0, published.output
+    page.goto(f"{sandbox.url}/_sandbox/ui/{portal_id}/workflow")
+    pick(page.locator("#in_sequence"), "Cold Outbound - SaaS Companies")
+    pick(page.locator("#in_send_from"), "otation")
+    pick(page.locator("#in_rotation"), "SDR Team")
+    page.get_by_label("First contact id").fill("1001")
+    page.get_by_label("Number of contacts").fill(str(CONTACTS))
+    page.get_by_role("button", name="Run the workflow").click()
+
+    # HubSpot delivers the executions; AutoSeq answers BLOCK and queues each enrollment.
+    def all_blocked():
+        callbacks = sandbox_admin.get(f"/portals/{portal_id}/callbacks")["results"]
+        return len(callbacks) == CONTACTS and all(c["status"] == "blocked" for c in callbacks)
+
+    wait_for(all_blocked, what="every execution to be answered BLOCK")
+    run_jobs(["enrollments"])
+
+    callbacks = sandbox_admin.get(f"/portals/{portal_id}/callbacks")["results"]
+    assert all(c["completion"] is not None for c in callbacks)
+    enrolled = sandbox_admin.get(f"/portals/{portal_id}/enrollments")["results"]
+    contacts = [e["contactId"] for e in enrolled]
+    assert len(contacts) == len(set(contacts))  # nobody enrolled twice
+    rows = db.session.scalars(db.select(Enrollment)).all()
+    assert len(rows) == CONTACTS and all(r.status != "queued" for r in rows)
+    succeeded = [r for r in rows if r.status == "enrolled"]
+    assert len(succeeded) == len(contacts)
+
+    # What the user sees: the analytics headline and the rotation's spread against its weights.
+    page.goto(ws + "/analytics/")
+    expect(page.locator("#content")).to_contain_text("SDR Team")
+    expect(page.locator("#content")).to_contain_text(str(len(succeeded)))
+    page.goto(ws + "/mailboxes/")
+    page.get_by_role("link", name="SDR Team").first.click()
+    spread = page.locator("#content")
+    expect(spread).to_contain_text(f"{len(succeeded)} enrolled through this rotation")
+    expect(spread).to_contain_text("of target 50.0%")
