@@ -398,7 +398,7 @@ def bench_pipeline(args) -> dict:
         env.create_schema()
         app = env.app()
         from autoseq.extensions import db
-        from autoseq.models import Mailbox
+        from autoseq.models import Mailbox, Rotation, RotationMember
         from autoseq.services.actions import publish_action
         from autoseq.services.sync import run_sync
 
@@ -407,19 +407,32 @@ def bench_pipeline(args) -> dict:
         with app.app_context():
             for p in range(portals):
                 portal = state.add_portal()
-                portal.daily_cap = 10 * n
-                owner = state.add_user(portal, f"rep{p}@bench{p}.test", "Rep", str(p))
-                sequence = state.add_sequence(portal, f"Bench sequence {p}", owner.id)
+                # An inbox sends at most 1,000 sequence emails a day: a rotation of enough reps.
+                reps = [
+                    state.add_user(portal, f"rep{r}@bench{p}.test", "Rep", str(r))
+                    for r in range(max(1, -(-per_portal // 900)))
+                ]
+                sequence = state.add_sequence(portal, f"Bench sequence {p}", reps[0].id)
                 state.add_contacts(portal, per_portal)
                 workspace_id = seed_workspace(
                     portal.id, f"Bench {p}", oauth_tokens(sandbox, portal.id)
                 )
                 run = run_sync(workspace_id)
                 assert run.status == "succeeded", run.error
-                mailbox = db.session.scalar(db.select(Mailbox).filter_by(workspace_id=workspace_id))
-                mailbox.daily_cap = 10 * n
+                rotation = Rotation(workspace_id=workspace_id, name=f"Bench reps {p}")
+                db.session.add(rotation)
+                db.session.flush()
+                mailboxes = db.session.scalars(
+                    db.select(Mailbox).filter_by(workspace_id=workspace_id).order_by(Mailbox.id)
+                ).all()
+                for position, mailbox in enumerate(mailboxes):
+                    db.session.add(
+                        RotationMember(
+                            rotation_id=rotation.id, mailbox_id=mailbox.id, position=position
+                        )
+                    )
                 db.session.commit()
-                plan.append((portal, sequence.id, mailbox.id))
+                plan.append((portal, sequence.id, rotation.id))
             definition_id = publish_action(app.config).definition_id
         env.gunicorn("wsgi:app", env.port)
         time.sleep(10.5)  # let the sync's calls leave every portal's rolling window
@@ -436,15 +449,19 @@ def bench_pipeline(args) -> dict:
         # Workflows of every portal fire at the same time: executions arrive interleaved, 50 by 50
         # (``--one-portal-at-a-time`` fires each portal's executions in one go instead).
         chunk = per_portal if args.one_portal_at_a_time else 50
-        pending = [(p, s, m, sorted(p.contacts, key=int)) for p, s, m in plan]
+        pending = [(p, s, r, sorted(p.contacts, key=int)) for p, s, r in plan]
         for start in range(0, per_portal, chunk):
-            for portal, sequence_id, mailbox_id, contacts in pending:
+            for portal, sequence_id, rotation_id, contacts in pending:
                 callback_ids += sandbox.runner.fire(
                     portal.id,
                     definition_id,
                     contacts[start : start + chunk],
                     1,
-                    {"sequence": sequence_id, "send_from": "mailbox", "mailbox": str(mailbox_id)},
+                    {
+                        "sequence": sequence_id,
+                        "send_from": "rotation",
+                        "rotation": str(rotation_id),
+                    },
                 )
         deadline = started + args.timeout
         last_report = 0.0
