@@ -1,8 +1,8 @@
 """The RQ worker process: ``python worker.py [queue ...]``.
 
-Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (an RQ 2 HerokuWorker) over the queues in priority
-order; each job runs inside the app context. SIGTERM finishes the current job, then stops. The
-periodic jobs are rq-scheduler's (scheduler.py); RQ's built-in scheduler only re-queues retries.
+Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (RQ 2, no fork per job) over the queues in
+priority order; each job runs inside the app context. SIGTERM finishes the current job, then stops.
+The periodic jobs are rq-scheduler's (scheduler.py); RQ's own scheduler only re-queues retries.
 """
 
 from __future__ import annotations

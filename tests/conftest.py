@@ -168,10 +168,10 @@ def member_client(app, make_user, workspace):
 
 @pytest.fixture
 def run_jobs(app, redis):
-    """Run a real RQ worker (AutoSeq's forking worker class) in burst mode over every queue."""
+    """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue."""
 
     def run(queues=QUEUE_NAMES) -> AutoSeqWorker:
-        db.session.remove()  # the horse must not inherit a checked-out connection
+        db.session.remove()  # jobs get their own session, as in the worker process
         worker = AutoSeqWorker([get_queue(q, redis) for q in queues], connection=redis)
         worker.app = app
         worker.work(burst=True, with_scheduler=True)

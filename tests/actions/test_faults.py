@@ -124,7 +124,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _kill_tree(pid: int) -> None:
-    """SIGKILL the worker and its work horse (RQ puts the horse in its own process group)."""
+    """SIGKILL the worker and any process it started."""
     for child in _children(pid):
         os.kill(child, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)

@@ -125,19 +125,19 @@ def test_concurrent_callers_refresh_the_token_once(app, connected_workspace, san
         with app.app_context():
             try:
                 client = HubSpotClient.for_workspace(connected_workspace.id)
-                barrier.wait()
+                barrier.wait(timeout=30)
                 client.get("/crm/v3/owners", {"limit": 1})
             except Exception as exc:  # noqa: BLE001 (reported below)
                 errors.append(exc)
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert not errors
+        t.join(60)
+    assert not errors, errors
     with sandbox.state.lock:
         assert len(sandbox.state.access_tokens) == before + 1
 
