@@ -6,10 +6,15 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
+
+# The copy of a sequence's name kept on each enrollment is bounded: on PostgreSQL it rides in the
+# covering (workspace_id, created_at) index, whose entries must stay under ~2.7 kB (migration
+# 0002), and a name that broke the insert would lose the execution. 500 characters is 2 kB at most.
+SEQUENCE_NAME_MAX = 500
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -88,5 +93,10 @@ class Enrollment(db.Model):
     callback_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     sequence = relationship("Sequence", back_populates="enrollments")
+
+    @validates("sequence_name")
+    def _bound_sequence_name(self, key, value):
+        return value[:SEQUENCE_NAME_MAX] if value else value
+
     mailbox = relationship("Mailbox")
     rotation = relationship("Rotation")

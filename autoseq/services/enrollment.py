@@ -39,6 +39,7 @@ from ..models import (
     Sequence,
 )
 from ..models.base import UTCDateTime, utcnow
+from ..models.enrollments import SEQUENCE_NAME_MAX
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _insert_template():
         "contact_id": bindparam("contact_id", type_=String),
         "sequence_id": Sequence.id,
         "sequence_hubspot_id": bindparam("sequence_hubspot_id", type_=String),
-        "sequence_name": func.coalesce(Sequence.name, ""),
+        "sequence_name": func.substr(func.coalesce(Sequence.name, ""), 1, SEQUENCE_NAME_MAX),
         "send_mode": bindparam("send_mode", type_=String),
         "mailbox_id": Mailbox.id,
         "rotation_id": Rotation.id,

@@ -124,3 +124,16 @@ def test_concurrent_duplicate_deliveries_race_to_one_row_and_one_job(world, run_
     run_jobs()
     assert sorted(world.enrolled_contacts()) == sorted(contacts)
     assert all(r.attempts == 1 for r in world.rows())
+
+
+def test_a_sequence_with_a_huge_name_still_enrolls_under_a_bounded_copy(world, run_jobs):
+    from autoseq.models.enrollments import SEQUENCE_NAME_MAX
+
+    huge = "Ω🚀 " * 2500  # 10,000 characters, 4-byte code points: far over any index entry
+    world.state.update_sequence(world.portal, world.sequences["team"], name=huge)
+    world.sync()
+    [cb] = world.fire([world.contacts(1)[0]], world.direct("team", "bob@acme.test"))
+    row = world.row(cb)
+    assert row is not None and row.sequence_name == huge[:SEQUENCE_NAME_MAX]
+    run_jobs()
+    assert world.row(cb).status == "enrolled"
