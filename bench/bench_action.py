@@ -12,7 +12,6 @@
     .venv/bin/python bench/bench_action.py                       # both, N=10000 over 5 portals
     .venv/bin/python bench/bench_action.py endpoint --requests 2000 --concurrency 16
     .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 12
-    .venv/bin/python bench/bench_action.py pipeline --n 2000 --worker nofork   # no fork per job
 
 Redis: a private redis-server on a free port, started and stopped by the bench (or BENCH_REDIS_URL,
 which is flushed). Database: a temporary SQLite file, or --database-url (a scratch database: its
@@ -392,8 +391,6 @@ def bench_pipeline(args) -> dict:
     ).start()
     env = Env(args.database_url, args.redis_url)
     env.use_sandbox(sandbox)
-    if args.worker != "product":
-        env.worker_script = ROOT / "bench" / f"worker_{args.worker}.py"
     try:
         env.create_schema()
         app = env.app()
@@ -501,10 +498,7 @@ def bench_pipeline(args) -> dict:
     exactly_once = enrolled == expected and outcomes.get("enrolled", 0) == len(callback_ids)
     budget = portals * 110 * (elapsed - (first_call - started)) / 10.0
     share = (calls - rate_limited) / budget
-    kind = {
-        "product": "worker.py (fork per job)",
-        "nofork": "bench/worker_nofork.py (no fork)",
-    }[args.worker]
+    kind = "worker.py"
     print(
         f"== (2) pipeline: {len(callback_ids)} executions over {portals} sandbox portals "
         f"(110 req / 10 s each), {args.workers} workers {kind}, gunicorn web"
@@ -565,12 +559,6 @@ def main() -> int:
         "--one-portal-at-a-time",
         action="store_true",
         help="fire all of a portal's executions before the next portal's (head-of-line case)",
-    )
-    parser.add_argument(
-        "--worker",
-        choices=("product", "nofork"),
-        default="product",
-        help="product: worker.py; nofork: bench/worker_nofork.py, for comparison",
     )
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))

@@ -123,8 +123,10 @@ def main() -> None:
     bare = min(page_bare(pages) for _ in range(ROUNDS))
     sandbox_pps = pages / elapsed
     bare_pps = pages / bare
-    print(f"sandbox: {pages} pages, {items} sequences in {elapsed:.3f}s -> "
-          f"{sandbox_pps:.0f} pages/s, {items / elapsed:.0f} sequences/s")
+    print(
+        f"sandbox: {pages} pages, {items} sequences in {elapsed:.3f}s -> "
+        f"{sandbox_pps:.0f} pages/s, {items / elapsed:.0f} sequences/s"
+    )
     print(f"bare werkzeug (precomputed page): {bare_pps:.0f} pages/s")
     print(f"ratio sandbox/bare pages/s: {sandbox_pps / bare_pps:.2f}")
 
