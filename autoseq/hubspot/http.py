@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -186,17 +187,12 @@ class Transport:
             raise error
 
     def _send(self, method, url, params, json, data, headers, rate_key) -> requests.Response:
-        if self.limiter is None or rate_key is None:
-            return self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-            )
-        with self.limiter.slot(rate_key):
+        slot = (
+            contextlib.nullcontext()
+            if self.limiter is None or rate_key is None
+            else self.limiter.slot(rate_key)
+        )
+        with slot:
             return self.session.request(
                 method,
                 url,

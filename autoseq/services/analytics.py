@@ -875,31 +875,16 @@ def log_page(
 
 def sender_names(workspace_id: int, rows) -> tuple[dict[int, str], dict[int, str]]:
     """Mailbox emails and rotation names for the ids on a page (two small keyed lookups)."""
-    mailbox_ids = {r.mailbox_id for r in rows if r.mailbox_id is not None}
-    rotation_ids = {r.rotation_id for r in rows if r.rotation_id is not None}
-    mailboxes = (
-        dict(
-            db.session.execute(
-                select(Mailbox.id, Mailbox.email).where(
-                    Mailbox.workspace_id == workspace_id, Mailbox.id.in_(mailbox_ids)
-                )
-            ).all()
-        )
-        if mailbox_ids
-        else {}
-    )
-    rotations = (
-        dict(
-            db.session.execute(
-                select(Rotation.id, Rotation.name).where(
-                    Rotation.workspace_id == workspace_id, Rotation.id.in_(rotation_ids)
-                )
-            ).all()
-        )
-        if rotation_ids
-        else {}
-    )
-    return mailboxes, rotations
+
+    def names(column, label):
+        ids = {getattr(r, column) for r in rows if getattr(r, column) is not None}
+        if not ids:
+            return {}
+        model = label.class_
+        query = select(model.id, label).where(model.workspace_id == workspace_id, model.id.in_(ids))
+        return dict(db.session.execute(query).all())
+
+    return names("mailbox_id", Mailbox.email), names("rotation_id", Rotation.name)
 
 
 # -- CSV export ---------------------------------------------------------------------------------
