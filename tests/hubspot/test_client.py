@@ -119,20 +119,20 @@ def test_concurrent_callers_refresh_the_token_once(app, connected_workspace, san
     with sandbox.state.lock:
         before = len(sandbox.state.access_tokens)
     errors = []
-    barrier = threading.Barrier(6)
+    # Six clients, each as a separate worker would hold one (built here: a client needs no app
+    # context once built), all seeing the expired token, then calling at the same moment.
+    clients = [HubSpotClient.for_workspace(connected_workspace.id) for _ in range(6)]
+    db.session.commit()
+    barrier = threading.Barrier(len(clients))
 
-    def call():
-        with app.app_context():
-            try:
-                client = HubSpotClient.for_workspace(connected_workspace.id)
-                barrier.wait(timeout=30)
-                client.get("/crm/v3/owners", {"limit": 1})
-            except Exception as exc:  # noqa: BLE001 (reported below)
-                errors.append(exc)
-            finally:
-                db.session.remove()
+    def call(client):
+        try:
+            barrier.wait(timeout=30)
+            client.get("/crm/v3/owners", {"limit": 1})
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
 
-    threads = [threading.Thread(target=call, daemon=True) for _ in range(6)]
+    threads = [threading.Thread(target=call, args=(c,), daemon=True) for c in clients]
     for t in threads:
         t.start()
     for t in threads:
