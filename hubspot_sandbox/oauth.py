@@ -41,6 +41,15 @@ def _with_query(url: str, params: dict) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+def client_refusal(state, form):
+    """The ``invalid_client`` answer when the form's client id or secret is wrong, else None."""
+    if form.get("client_id") != state.app.client_id:
+        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
+    if form.get("client_secret") != state.app.client_secret:
+        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    return None
+
+
 @bp.route("/oauth/authorize", methods=["GET"])
 def authorize_page():
     """Render the consent page (portal picker, requested scopes, Approve / Deny)."""
@@ -149,10 +158,9 @@ def token():
             "grant_type must be authorization_code or refresh_token",
             "BAD_GRANT_TYPE",
         )
-    if not form.get("client_id") or form.get("client_id") != state.app.client_id:
-        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
-    if form.get("client_secret") != state.app.client_secret:
-        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    refused = client_refusal(state, form)
+    if refused is not None:
+        return refused
     with state.lock:
         if grant == "authorization_code":
             code_text = form.get("code")
@@ -244,10 +252,9 @@ def introspect():
     """RFC 7662-style introspection of an access or refresh token (client-authenticated)."""
     state = sandbox().state
     form = request.form
-    if form.get("client_id") != state.app.client_id:
-        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
-    if form.get("client_secret") != state.app.client_secret:
-        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    refused = client_refusal(state, form)
+    if refused is not None:
+        return refused
     text = form.get("token") or ""
     with state.lock:
         access = state.access_tokens.get(text)
@@ -276,10 +283,9 @@ def revoke_2026():
     """Revoke a refresh token (and its access tokens) or one access token (200)."""
     state = sandbox().state
     form = request.form
-    if form.get("client_id") != state.app.client_id:
-        return oauth_error("invalid_client", "missing or unknown client_id", "BAD_CLIENT_ID")
-    if form.get("client_secret") != state.app.client_secret:
-        return oauth_error("invalid_client", "client_secret is wrong", "BAD_CLIENT_SECRET")
+    refused = client_refusal(state, form)
+    if refused is not None:
+        return refused
     text = form.get("token") or ""
     with state.lock:
         refresh = state.refresh_tokens.get(text)
