@@ -315,6 +315,32 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     return Recorded(new_id, execution.callback_id, job_id, EnrollmentStatus.QUEUED.value), True
 
 
+def final_answer(recorded: Recorded) -> dict | None:
+    """The stored final outputs of an execution delivered again, or None while it is queued.
+
+    HubSpot delivers an execution again when it lost our answer to the first delivery. Answering
+    ``BLOCK`` a second time would leave the workflow waiting until the block expires (a day), since
+    the callback may already have been completed: the stored outcome (``SUCCESS`` or
+    ``FAIL_CONTINUE``, same output fields) completes it at once. HubSpot's custom workflow action
+    docs: an execution answered with ``hs_execution_state`` other than BLOCK is complete.
+    """
+    if recorded.status == EnrollmentStatus.QUEUED:
+        return None
+    row = db.session.get(Enrollment, recorded.id)
+    if row is None or row.status == EnrollmentStatus.QUEUED:
+        return None
+    outputs = output_fields(row)
+    if row.callback_completed_at is None:
+        # This answer completes the execution: the worker has no callback left to send.
+        db.session.execute(
+            db.update(Enrollment)
+            .where(Enrollment.id == row.id, Enrollment.callback_completed_at.is_(None))
+            .values(callback_completed_at=utcnow())
+        )
+    db.session.commit()
+    return outputs
+
+
 # -- queueing ---------------------------------------------------------------------------------
 
 LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)

@@ -77,7 +77,10 @@ def unavailable(exc: Exception):
 
 @bp.post("/enroll")
 def execution_receive():
-    """Record one execution of *Enroll in sequence* (once per callbackId) and answer BLOCK."""
+    """Record one execution of *Enroll in sequence* (once per callbackId) and answer BLOCK.
+
+    A delivery of an execution already finished answers its stored final outputs instead.
+    """
     data, failure = verified_json()
     if failure:
         return failure
@@ -88,6 +91,9 @@ def execution_receive():
         return error(400, "Invalid execution", str(exc))
     try:
         row, created = enrollment_service.record_execution(execution)
+        final = None if created else enrollment_service.final_answer(row)
+        if final is not None:
+            return jsonify(outputFields=final)
         enrollment_service.ensure_enqueued(row, fresh=created)
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))

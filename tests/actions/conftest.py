@@ -6,6 +6,7 @@ The sandbox and connection fixtures stand in until shared ones land in tests/con
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from autoseq.services import actions as action_service
 from autoseq.services.sync import run_sync
 from hubspot_sandbox import SandboxServer, SandboxState
 from hubspot_sandbox.runner import RunnerSettings
+from hubspot_sandbox.signing import signed_headers
 
 REDIRECT = "http://localhost:5000/hubspot/oauth/callback"
 SCOPES = (
@@ -117,6 +119,21 @@ class World:
         if wait:
             assert result["settled"], result
         return result["callbackIds"]
+
+    def deliver_again(self, callback_id: str) -> requests.Response:
+        """HubSpot delivers an execution again (same callbackId): replay it, signed anew."""
+        first = self.admin.callback(callback_id)
+        payload = {
+            "callbackId": callback_id,
+            "origin": {"portalId": self.portal_id, "actionDefinitionId": self.definition_id},
+            "context": {"source": "WORKFLOWS", "workflowId": first.get("workflowId", 77)},
+            "object": {"objectId": int(first["contactId"]), "objectType": "CONTACT"},
+            "inputFields": first["inputFields"],
+        }
+        url = self.url + "/hubspot/actions/enroll"
+        body = json.dumps(payload)
+        headers = signed_headers(self.state.app.client_secret, "POST", url, body)
+        return requests.post(url, data=body, headers=headers, timeout=5)
 
     def direct(self, sequence: str, mailbox_email: str) -> dict:
         return {

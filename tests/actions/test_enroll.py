@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from autoseq.models import Enrollment
 
 
@@ -53,26 +55,8 @@ def test_duplicate_delivery_of_one_callback_makes_one_row_one_job_one_enrollment
 ):
     contact = world.contacts(1)[0]
     [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
-    # HubSpot delivers the same execution again (same callbackId): replay the signed request.
-    import json
-
-    from hubspot_sandbox.signing import signed_headers
-
-    first = world.admin.callback(cb)
-    payload = {
-        "callbackId": cb,
-        "origin": {"portalId": world.portal_id, "actionDefinitionId": 1},
-        "context": {"source": "WORKFLOWS", "workflowId": 77},
-        "object": {"objectId": int(contact), "objectType": "CONTACT"},
-        "inputFields": first["inputFields"],
-    }
-    url = world.url + "/hubspot/actions/enroll"
-    body = json.dumps(payload)
-    import requests
-
     for _ in range(2):
-        headers = signed_headers(world.state.app.client_secret, "POST", url, body)
-        response = requests.post(url, data=body, headers=headers, timeout=5)
+        response = world.deliver_again(cb)
         assert response.status_code == 200
         assert response.json()["outputFields"]["hs_execution_state"] == "BLOCK"
     assert len(world.rows()) == 1
@@ -83,6 +67,30 @@ def test_duplicate_delivery_of_one_callback_makes_one_row_one_job_one_enrollment
     assert world.enrolled_contacts() == [contact]
     assert world.row(cb).attempts == 1
     assert Enrollment.query.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("mailbox", "state", "status"),
+    [("bob@acme.test", "SUCCESS", "enrolled"), ("nobody@acme.test", "FAIL_CONTINUE", "failed")],
+)
+def test_a_finished_execution_delivered_again_answers_its_stored_outcome(
+    world, run_jobs, mailbox, state, status
+):
+    """HubSpot lost our answer and delivers again after we finished: not BLOCK (a day's wait)."""
+    inputs = world.direct("team", "bob@acme.test")
+    if mailbox != "bob@acme.test":
+        inputs["mailbox"] = "999999"  # no such mailbox: the job fails it with a reason
+    [cb] = world.fire(world.contacts(1), inputs)
+    run_jobs()
+    stored = world.outputs(cb)
+    assert stored["hs_execution_state"] == state and stored["enrollment_status"] == status
+
+    response = world.deliver_again(cb)
+
+    assert response.status_code == 200
+    assert response.json() == {"outputFields": stored}
+    assert world.row(cb).callback_completed_at is not None
+    assert len(world.rows()) == 1 and len(world.admin.enrollments()) == (state == "SUCCESS")
 
 
 def test_concurrent_duplicate_deliveries_race_to_one_row_and_one_job(world, run_jobs, redis):
