@@ -51,6 +51,7 @@ class HubSpotClient:
         self._engine = db.engine
         self._access = tokens.decrypt(connection.access_token_enc, self._keys)
         self._expires_at = connection.expires_at
+        self._lifetime = connection.token_lifetime
         self.redis = self.app.extensions["redis"]
         self.transport = Transport.from_config(config, self.redis)
         self.oauth_transport = Transport.from_config(config, rate_limited=False)
@@ -197,14 +198,21 @@ class HubSpotClient:
             )
 
     # -- tokens ---------------------------------------------------------------------------
-    def _fresh(self, access: str | None, expires_at: datetime | None) -> bool:
+    def _margin(self, lifetime: int | None) -> float:
+        """Seconds before expiry to refresh: the setting, but never more than half the token's
+        life (a 5-second token with a 300-second margin would be refreshed before every call)."""
+        if lifetime:
+            return min(self.refresh_margin, lifetime / 2)
+        return self.refresh_margin
+
+    def _fresh(self, access: str | None, expires_at: datetime | None, lifetime: int | None) -> bool:
         if not access or expires_at is None:
             return False
-        return expires_at - timedelta(seconds=self.refresh_margin) > datetime.now(UTC)
+        return expires_at - timedelta(seconds=self._margin(lifetime)) > datetime.now(UTC)
 
     def _token(self, failed_token: str | None = None) -> str:
         """An access token good for the next call, refreshing it when needed."""
-        if failed_token is None and self._fresh(self._access, self._expires_at):
+        if failed_token is None and self._fresh(self._access, self._expires_at, self._lifetime):
             return self._access
         # One refresh per portal at a time, across processes: the others wait, then find the
         # row already refreshed and use that token.
@@ -218,8 +226,9 @@ class HubSpotClient:
                 status = row.status if row is not None else "gone"
                 raise NeedsReconnect(f"HubSpot portal {self.portal_id} is {status}")
             access = tokens.decrypt(row.access_token_enc, self._keys)
-            if access != failed_token and self._fresh(access, row.expires_at):
+            if access != failed_token and self._fresh(access, row.expires_at, row.token_lifetime):
                 self._access, self._expires_at = access, row.expires_at
+                self._lifetime = row.token_lifetime
                 return access
             try:
                 new = oauth.refresh(
@@ -242,9 +251,11 @@ class HubSpotClient:
                 access_token_enc=tokens.encrypt(new.access_token, self._keys),
                 refresh_token_enc=tokens.encrypt(new.refresh_token, self._keys),
                 expires_at=new.expires_at,
+                token_lifetime=new.expires_in,
             )
             log.info("refreshed the HubSpot access token of portal %s", self.portal_id)
             self._access, self._expires_at = new.access_token, new.expires_at
+            self._lifetime = new.expires_in
             return new.access_token
         finally:
             # The lock may have expired during a very slow refresh: nothing left to release.

@@ -191,6 +191,7 @@ def complete_connect(config, state: OAuthState, code: str) -> ConnectOutcome:
     connection.access_token_enc = tokens.encrypt(issued.access_token)
     connection.refresh_token_enc = tokens.encrypt(issued.refresh_token)
     connection.expires_at = issued.expires_at
+    connection.token_lifetime = issued.expires_in
     connection.status = ConnectionStatus.CONNECTED.value
     connection.last_error = None
     try:

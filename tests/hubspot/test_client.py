@@ -92,6 +92,28 @@ def test_access_token_is_refreshed_ahead_of_expiry(connected_workspace, sandbox)
         assert not sandbox.state.access_tokens[old].revoked  # refreshed early: old one still good
 
 
+def test_a_short_lived_token_is_refreshed_at_half_its_life_not_before_every_call(
+    connected_workspace, sandbox, sandbox_admin, portal_id
+):
+    """The 300-second margin never exceeds half of ``expires_in`` (a 5-second token was refreshed
+    114 times for 200 calls)."""
+    sandbox_admin.patch(f"/portals/{portal_id}/settings", {"token_ttl": 5})
+    _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
+    client = HubSpotClient.for_workspace(connected_workspace.id)
+    with sandbox.state.lock:
+        issued_before = len(sandbox.state.access_tokens)
+    calls, start = 0, time.monotonic()
+    while time.monotonic() - start < 2.0:  # within half the first 5-second token's life
+        list(client.iter_owners())
+        calls += 1
+        time.sleep(0.15)  # well inside the rate limit, which would otherwise hold a call back
+    with sandbox.state.lock:
+        refreshes = len(sandbox.state.access_tokens) - issued_before
+    assert calls >= 5
+    assert refreshes == 1
+    assert _connection(connected_workspace.id).token_lifetime == 5
+
+
 def test_expired_access_token_mid_run_is_refreshed_once_on_401(
     app, connected_workspace, sandbox, sandbox_admin, portal_id
 ):
