@@ -16,6 +16,13 @@ from . import config as config_module
 from .extensions import csrf, db, htmx, login_manager, migrate
 
 
+def redis_tls(config) -> dict:
+    """Connection options for a ``rediss://`` URL whose certificate cannot be verified."""
+    if config["REDIS_URL"].startswith("rediss://") and not config.get("REDIS_TLS_VERIFY", True):
+        return {"ssl_cert_reqs": "none"}
+    return {}
+
+
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the Flask app. ``config`` overrides what the environment says (tests use it)."""
     app = Flask(__name__, instance_relative_config=True)
@@ -46,7 +53,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     app.extensions["redis"] = Redis.from_url(
-        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
+        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, **redis_tls(app.config)
     )
 
     from .views import register_views

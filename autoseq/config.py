@@ -7,6 +7,7 @@ where a development secret is generated once into the instance folder, never wri
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ENVIRONMENTS = ("development", "testing", "production")
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,6 +58,30 @@ def database_url(value: str | None, instance_path: str) -> str:
         # psycopg 3 is the driver we ship.
         value = "postgresql+psycopg://" + value[len("postgresql://") :]
     return value
+
+
+# A secret that is not itself a Fernet key (Heroku's ``"generator": "secret"`` gives 64 hex
+# characters) is stretched into one with HKDF-SHA256; it must carry at least 256 bits' worth of text.
+DERIVED_KEY_MIN_LENGTH = 32
+_DERIVED_KEY_INFO = b"autoseq token encryption key v1"
+
+
+def fernet_key(value: str) -> str:
+    """``value`` as a Fernet key: itself when it is one, else derived from it (HKDF-SHA256)."""
+    try:
+        Fernet(value)
+        return value
+    except ValueError:
+        pass
+    if len(value) < DERIVED_KEY_MIN_LENGTH:
+        raise ConfigError(
+            "TOKEN_ENCRYPTION_KEY holds a key that is neither a Fernet key nor a secret of at "
+            f"least {DERIVED_KEY_MIN_LENGTH} characters"
+        )
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVED_KEY_INFO).derive(
+        value.encode("utf-8")
+    )
+    return base64.urlsafe_b64encode(derived).decode("ascii")
 
 
 def _instance_secret(instance_path: str, filename: str, make) -> str:
@@ -117,12 +144,7 @@ def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
         token_keys = _instance_secret(
             instance_path, "token_key", lambda: Fernet.generate_key().decode()
         )
-    keys = [k.strip() for k in token_keys.split(",") if k.strip()]
-    for key in keys:
-        try:
-            Fernet(key)
-        except ValueError as exc:
-            raise ConfigError("TOKEN_ENCRYPTION_KEY holds a key that is not a Fernet key") from exc
+    keys = [fernet_key(k.strip()) for k in token_keys.split(",") if k.strip()]
 
     rate_limit = parse_rate_limit(env.get("HUBSPOT_RATE_LIMIT", "110/10s"))
     public_base_url = env.get("PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/")
@@ -138,6 +160,9 @@ def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
+        # Heroku Redis serves ``rediss://`` with a self-signed certificate: there the chain cannot
+        # be verified (Heroku's "Connecting to Heroku Key-Value Store" page says to turn it off).
+        "REDIS_TLS_VERIFY": parse_bool("REDIS_TLS_VERIFY", env.get("REDIS_TLS_VERIFY", "true")),
         "PUBLIC_BASE_URL": public_base_url,
         "HUBSPOT_CLIENT_ID": env.get("HUBSPOT_CLIENT_ID"),
         "HUBSPOT_CLIENT_SECRET": env.get("HUBSPOT_CLIENT_SECRET"),

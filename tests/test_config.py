@@ -55,3 +55,28 @@ def test_tuning_knobs_are_read_only_when_set(tmp_path):
     assert settings["SYNC_FETCH_THREADS"] == 4 and settings["HUBSPOT_RETRY_BACKOFF"] == 0.1
     with pytest.raises(ConfigError, match="SYNC_MAX_PER_TICK"):
         load(str(tmp_path), {**base, "SYNC_MAX_PER_TICK": "many"})
+
+
+def test_a_generated_secret_is_accepted_as_token_key_and_derives_a_stable_fernet_key(tmp_path):
+    """app.json's ``"generator": "secret"`` gives 64 hex characters, not a Fernet key."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    from autoseq.hubspot import tokens
+
+    generated = secrets.token_hex(32)
+    env = {"SECRET_KEY": "s", "TOKEN_ENCRYPTION_KEY": generated}
+    first = load(str(tmp_path), env)["TOKEN_ENCRYPTION_KEYS"]
+    again = load(str(tmp_path), env)["TOKEN_ENCRYPTION_KEYS"]
+    assert first == again and first != [generated]
+    Fernet(first[0])  # a real Fernet key
+    stored = tokens.encrypt("access-token", first)
+    assert tokens.decrypt(stored, again) == "access-token"
+    other = load(str(tmp_path), {**env, "TOKEN_ENCRYPTION_KEY": secrets.token_hex(32)})
+    assert other["TOKEN_ENCRYPTION_KEYS"] != first
+    # A real Fernet key is used as it is, so existing deployments keep their keys.
+    fernet = Fernet.generate_key().decode()
+    assert load(str(tmp_path), {**env, "TOKEN_ENCRYPTION_KEY": f"{generated},{fernet}"})[
+        "TOKEN_ENCRYPTION_KEYS"
+    ] == [first[0], fernet]
