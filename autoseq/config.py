@@ -61,7 +61,7 @@ def database_url(value: str | None, instance_path: str) -> str:
 
 
 # A secret that is not itself a Fernet key (Heroku's ``"generator": "secret"`` gives 64 hex
-# characters) is stretched into one with HKDF-SHA256; it must carry at least 256 bits' worth of text.
+# characters) is stretched into one with HKDF-SHA256; it must be at least 32 characters long.
 DERIVED_KEY_MIN_LENGTH = 32
 _DERIVED_KEY_INFO = b"autoseq token encryption key v1"
 

@@ -33,9 +33,7 @@ def exported(app, tmp_path):
     )
     assert result.exit_code == 0, result.output
     root = tmp_path / "hs"
-    return {
-        str(p.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("*.json")
-    }
+    return {str(p.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("*.json")}
 
 
 def test_export_project_writes_the_files_hubspot_builds_an_app_from(exported):
@@ -76,9 +74,7 @@ def test_the_workflow_action_file_is_the_definition_publish_action_sends(exporte
     definition = actions.build_definition("https://autoseq.example.com")
     for key in ("inputFields", "outputFields", "labels", "objectTypes", "inputFieldDependencies"):
         assert config[key] == definition[key]
-    options_urls = {
-        f["typeDefinition"].get("optionsUrl") for f in config["inputFields"]
-    } - {None}
+    options_urls = {f["typeDefinition"].get("optionsUrl") for f in config["inputFields"]} - {None}
     assert options_urls == {"https://autoseq.example.com" + actions.OPTIONS_PATH}
 
 
