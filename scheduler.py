@@ -18,7 +18,7 @@ def main() -> int:
     connection = app.extensions["redis"]
     with app.app_context():
         reconcile(connection)
-    Scheduler(connection=connection, interval=10).run()
+    Scheduler(connection=connection, interval=5).run()  # the 15-second sweep needs it
     return 0
 
 

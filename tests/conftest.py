@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from cryptography.fernet import Fernet
 from flask.testing import FlaskClient
+from rq.registry import ScheduledJobRegistry
 
 from autoseq import create_app
 from autoseq.config import database_url
@@ -168,15 +170,32 @@ def member_client(app, make_user, workspace):
 
 @pytest.fixture
 def run_jobs(app, redis):
-    """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue."""
+    """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue.
+
+    A burst worker stops when its queues are empty; callback flushes wait a moment in RQ's
+    scheduled registry (CALLBACK_FLUSH_DELAY), so the run goes on until none is left (retries
+    with a longer backoff stay scheduled, as before).
+    """
 
     def run(queues=QUEUE_NAMES) -> AutoSeqWorker:
-        db.session.remove()  # jobs get their own session, as in the worker process
-        worker = AutoSeqWorker([get_queue(q, redis) for q in queues], connection=redis)
-        worker.app = app
-        worker.work(burst=True, with_scheduler=True)
-        db.session.remove()
-        return worker
+        while True:
+            db.session.remove()  # jobs get their own session, as in the worker process
+            worker = AutoSeqWorker([get_queue(q, redis) for q in queues], connection=redis)
+            worker.app = app
+            worker.work(burst=True, with_scheduler=True)
+            db.session.remove()
+            soon = int(time.time()) + 3  # a flush's delay or first retry (2 s); not later ones
+            flushes = [
+                job_id
+                for q in queues
+                for job_id in ScheduledJobRegistry(queue=get_queue(q, redis)).get_jobs_to_schedule(
+                    soon
+                )
+                if job_id.startswith("flush-callbacks-")
+            ]
+            if not flushes:
+                return worker
+            time.sleep(0.1)
 
     return run
 

@@ -68,3 +68,42 @@ def test_enqueue_passes_other_keywords_to_the_job():
     job = enqueue("autoseq.jobs.system.record_heartbeat", 7, queue="sync", trigger="connect")
     assert job.args == (7,) and job.kwargs == {"trigger": "connect"}
     assert job.timeout == QUEUES["sync"].timeout
+
+
+def report_alive() -> bool:
+    """A job that says whether its worker is beating for it while it runs."""
+    from rq import get_current_job
+
+    from autoseq.jobs import job_alive
+
+    job = get_current_job()
+    return job_alive(job.connection, job.id)
+
+
+def test_a_running_job_beats_and_a_started_job_without_beats_is_dead(redis, run_jobs):
+    """A killed worker's job is known dead 15 s after its last beat, not after its timeout."""
+    from datetime import UTC, datetime, timedelta
+
+    from rq.job import JobStatus
+
+    from autoseq.jobs import ALIVE_PREFIX, ALIVE_TTL, job_alive
+    from autoseq.services.enrollment import _job_state
+
+    job = enqueue("tests.test_jobs.report_alive")
+    run_jobs()
+    job.refresh()
+    assert job.return_value() is True
+    assert not job_alive(redis, job.id)  # gone with the job
+
+    silent = enqueue("autoseq.jobs.system.record_heartbeat", queue="enrollments")
+    silent.set_status(JobStatus.STARTED)
+    silent.started_at = silent.last_heartbeat = datetime.now(UTC) - timedelta(seconds=ALIVE_TTL + 5)
+    silent.save()
+    assert _job_state(silent.id) == "dead"
+    redis.set(ALIVE_PREFIX + silent.id, "worker", ex=ALIVE_TTL)
+    assert _job_state(silent.id) == "live"
+
+
+def test_the_sweep_runs_often_and_ahead_of_a_backlog():
+    sweep = next(j for j in PERIODIC_JOBS if j.name == "requeue-stuck-enrollments")
+    assert sweep.interval <= 15 and sweep.at_front and sweep.queue == "enrollments"

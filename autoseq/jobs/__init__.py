@@ -9,6 +9,7 @@ module that defines it is deployed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from redis import Redis
@@ -32,6 +33,18 @@ QUEUES: dict[str, QueueSpec] = {
     "default": QueueSpec("default", 300, 3600, 7 * 24 * 3600, None),
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(QUEUES)
+
+
+# A running job's heartbeat: its worker renews this key every ALIVE_BEAT seconds while the job runs
+# (jobs/worker.py). A job STARTED without it for ALIVE_TTL seconds lost its worker.
+ALIVE_PREFIX = "autoseq:job-alive:"
+ALIVE_TTL = 15  # seconds
+ALIVE_BEAT = 5  # seconds
+
+
+def job_alive(connection: Redis, job_id: str) -> bool:
+    """True while the worker running ``job_id`` is beating."""
+    return bool(connection.exists(ALIVE_PREFIX + job_id))
 
 
 def redis_connection() -> Redis:
@@ -67,11 +80,19 @@ _ENQUEUE_OPTIONS = frozenset(
 )
 
 
-def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None, **kwargs) -> Job:
+def enqueue(
+    func: str,
+    *args,
+    queue: str = "default",
+    job_id: str | None = None,
+    delay: float | None = None,
+    **kwargs,
+) -> Job:
     """Enqueue ``func`` (a dotted name) with the queue's declared defaults.
 
     Keywords named in ``_ENQUEUE_OPTIONS`` (``retry``, ``timeout``, ``meta``, ...) override the
-    queue's defaults; every other keyword is passed to the job.
+    queue's defaults; every other keyword is passed to the job. With ``delay`` (seconds) the job
+    waits in RQ's scheduled registry until then (a worker's RQ scheduler moves it to the queue).
     """
     spec = QUEUES[queue]
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENQUEUE_OPTIONS}
@@ -81,4 +102,8 @@ def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None,
     options.setdefault("result_ttl", spec.result_ttl)
     options.setdefault("failure_ttl", spec.failure_ttl)
     options.setdefault("timeout", spec.timeout)
+    if delay:
+        return get_queue(queue).enqueue_in(
+            timedelta(seconds=delay), func, args=args, kwargs=kwargs, job_id=job_id, **options
+        )
     return get_queue(queue).enqueue_call(func, args=args, kwargs=kwargs, job_id=job_id, **options)

@@ -32,6 +32,21 @@ def enroll_contact(enrollment_id: int) -> str | None:
         raise
 
 
-def requeue_stuck_enrollments(minutes: int = 3) -> int:
-    """Periodic: re-enqueue enrollments left queued (or uncompleted) with no live job."""
-    return enrollment.requeue_stuck(timedelta(minutes=minutes))
+def complete_callbacks(workspace_id: int) -> int:
+    """Complete the workspace's finished callbacks in batches (HubSpot's batch endpoint).
+
+    A 5xx or 429 raises, so RQ retries the flush with its backoff; the last retry gives up on the
+    batch (the sweep asks for another flush later while HubSpot still waits).
+    """
+    job = get_current_job()
+    final = job is None or not job.retries_left
+    return enrollment.flush_callbacks(workspace_id, final_attempt=final)
+
+
+def requeue_stuck_enrollments(seconds: int = 20) -> int:
+    """Periodic: re-enqueue enrollments left queued with no live job; flush uncompleted ones.
+
+    A job whose worker died has no heartbeat after 15 s; a row is looked at once it has not
+    moved for ``seconds``: with this running every 15 s, a lost job runs again within a minute.
+    """
+    return enrollment.requeue_stuck(timedelta(seconds=seconds))

@@ -30,6 +30,7 @@ class PeriodicJob:
     interval: int  # seconds between runs
     queue: str = "default"
     kwargs: dict = field(default_factory=dict)
+    at_front: bool = False  # ahead of the queue's backlog (the sweep must not wait behind it)
 
     @property
     def job_id(self) -> str:
@@ -38,18 +39,23 @@ class PeriodicJob:
     @property
     def fingerprint(self) -> str:
         data = json.dumps(
-            [self.func, self.interval, self.queue, self.kwargs], sort_keys=True, default=str
+            [self.func, self.interval, self.queue, self.kwargs, self.at_front],
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("heartbeat", "autoseq.jobs.system.record_heartbeat", interval=10 * 60),
+    # Every 15 s, ahead of any backlog: a job whose worker died runs again within a minute
+    # (its heartbeat stops after 15 s; rows still for 20 s are looked at; rq-scheduler polls 5 s).
     PeriodicJob(
         "requeue-stuck-enrollments",
         "autoseq.jobs.enrollments.requeue_stuck_enrollments",
-        interval=5 * 60,
+        interval=15,
         queue="enrollments",
+        at_front=True,
     ),
     PeriodicJob("sync-tick", "autoseq.jobs.sync.sync_due_workspaces", interval=3600),
 ]
@@ -97,6 +103,7 @@ def reconcile(connection: Redis, definitions: list[PeriodicJob] | None = None) -
             # Keep the result longer than the interval, so an overlapping run can see the last one.
             result_ttl=definition.interval * 2,
             meta={"fingerprint": definition.fingerprint},
+            at_front=definition.at_front,
         )
     log.info("schedule reconciled: %s", {k: v for k, v in report.items() if v})
     return report

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 from flask import Flask
+from redis.exceptions import RedisError
 from rq.worker import SimpleWorker
 
 from ..extensions import db
+from . import ALIVE_BEAT, ALIVE_PREFIX, ALIVE_TTL
 
 
 class AutoSeqWorker(SimpleWorker):
@@ -23,10 +28,36 @@ class AutoSeqWorker(SimpleWorker):
     app: Flask | None = None
 
     def perform_job(self, job, queue):
-        if self.app is None:
-            return super().perform_job(job, queue)
-        with self.app.app_context():
-            try:
+        with self._beating(job.id):
+            if self.app is None:
                 return super().perform_job(job, queue)
-            finally:
-                db.session.remove()
+            with self.app.app_context():
+                try:
+                    return super().perform_job(job, queue)
+                finally:
+                    db.session.remove()
+
+    @contextlib.contextmanager
+    def _beating(self, job_id: str):
+        """Renew the job's alive key from a thread while it runs: a killed worker stops beating,
+        and the enrollment sweep re-enqueues its job ALIVE_TTL seconds later, not after the job's
+        whole timeout."""
+        key = ALIVE_PREFIX + job_id
+        stop = threading.Event()
+
+        def beat():
+            while True:
+                with contextlib.suppress(RedisError):
+                    self.connection.set(key, self.name, ex=ALIVE_TTL)
+                if stop.wait(ALIVE_BEAT):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"beat-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=2)
+            with contextlib.suppress(RedisError):
+                self.connection.delete(key)

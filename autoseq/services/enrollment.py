@@ -2,7 +2,9 @@
 
 The web side (:func:`parse_execution`, :func:`record_execution`, :func:`ensure_enqueued`) is
 fast and touches only the database and Redis. The worker side (:func:`process_enrollment`) picks
-the sender, calls HubSpot through the rate-limited client and completes the callback.
+the sender and calls HubSpot through the rate-limited client; the callbacks it finishes are
+completed together, per workspace, by :func:`flush_callbacks` (HubSpot's batch endpoint, 100 a
+call), so an enrollment costs about one HubSpot call instead of two.
 
 Exactly once: one row per callback id (unique constraint), one job id per row, the attempts
 counter committed before each call to HubSpot, and, before re-sending an attempt that may have
@@ -18,7 +20,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from redis.exceptions import RedisError
+from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -28,7 +32,7 @@ from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, func
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..jobs import QUEUES, enqueue, get_queue, redis_connection
+from ..jobs import ALIVE_TTL, enqueue, get_queue, job_alive, redis_connection
 from ..models import (
     Enrollment,
     EnrollmentStatus,
@@ -44,6 +48,12 @@ from ..models.enrollments import SEQUENCE_NAME_MAX
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "autoseq.jobs.enrollments.enroll_contact"
+FLUSH_FUNC = "autoseq.jobs.enrollments.complete_callbacks"
+# Completions wait this long to be sent together (HubSpot's batch endpoint takes 100 at once): a
+# steady stream then costs one enroll call per contact plus a batch call per second per portal.
+CALLBACK_FLUSH_DELAY = 1.0  # seconds (config CALLBACK_FLUSH_DELAY; 0 sends at once)
+CALLBACK_BATCH = 100
+FLUSH_RETRY = (5, (2, 10, 30, 120, 600))  # a flush refused by a 5xx/429 is tried again
 QUEUE = "enrollments"
 MAX_ID_LENGTH = 128
 CLOCK_SKEW = timedelta(seconds=60)
@@ -353,25 +363,32 @@ def default_job_id(callback_id: str) -> str:
 
 def _job_state(job_id: str | None, heartbeat_grace: float | None = None) -> str:
     """``live`` (waiting, or running and heartbeating), ``dead`` (exists, done or abandoned) or
-    ``absent``."""
+    ``absent``.
+
+    A running job is live while its worker renews the job's alive key (every 5 s, 15 s TTL), or
+    for the key's first 15 s. ``heartbeat_grace`` instead judges it by RQ's own timestamps (tests
+    that have just killed a worker pass 0).
+    """
     if not job_id:
         return "absent"
+    connection = redis_connection()
     try:
-        job = Job.fetch(job_id, connection=redis_connection())
+        job = Job.fetch(job_id, connection=connection)
         status = job.get_status(refresh=False)
     except NoSuchJobError:
         return "absent"
     if status in LIVE_STATUSES:
         return "live"
     if status == JobStatus.STARTED:
-        if heartbeat_grace is None:
-            heartbeat_grace = QUEUES[QUEUE].timeout + 90
+        if heartbeat_grace is None and job_alive(connection, job_id):
+            return "live"
+        grace = ALIVE_TTL if heartbeat_grace is None else heartbeat_grace
         beat = job.last_heartbeat or job.started_at
         if beat is None:
             return "live"
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=UTC)
-        if datetime.now(UTC) - beat < timedelta(seconds=heartbeat_grace):
+        if datetime.now(UTC) - beat < timedelta(seconds=grace):
             return "live"
     return "dead"
 
@@ -487,7 +504,11 @@ def requeue_stuck(
     count = 0
     connection = redis_connection()
     for row in rows:
-        if row.status != EnrollmentStatus.QUEUED and connection.exists(_refused_key(row.id)):
+        if row.status != EnrollmentStatus.QUEUED:
+            # Finished, callback not yet completed: the workspace's flush sends it.
+            if not connection.exists(_refused_key(row.id)):
+                request_callback_flush(row.workspace_id)
+                count += 1
             continue
         if job_is_live(row.job_id, heartbeat_grace):
             continue
@@ -559,7 +580,7 @@ def process_enrollment(enrollment_id: int, *, final_attempt: bool = False) -> st
         return None
     if row.status != EnrollmentStatus.QUEUED:
         if row.callback_completed_at is None and row.failure_code != "NEEDS_RECONNECT":
-            complete_callback(row, final_attempt=final_attempt)
+            request_callback_flush(row.workspace_id)
         return row.outcome
     try:
         client = _client_for(row.workspace_id)
@@ -591,7 +612,8 @@ def _process(row: Enrollment, client, errors, final_attempt: bool) -> str | None
         db.session.rollback()
         _finish(row, "failed", "NEEDS_RECONNECT")
         return row.outcome
-    complete_callback(row, client=client, final_attempt=final_attempt)
+    if row.status != EnrollmentStatus.QUEUED:
+        request_callback_flush(row.workspace_id)
     return row.outcome
 
 
@@ -703,6 +725,128 @@ def _parse_time(value) -> datetime | None:
 
 def _refused_key(enrollment_id: int) -> str:
     return f"autoseq:enrollment-callback-refused:{enrollment_id}"
+
+
+# -- completing callbacks, in batches per workspace ---------------------------------------------
+
+
+def _flush_marker(workspace_id: int) -> str:
+    return f"autoseq:callbacks-flush-queued:{workspace_id}"
+
+
+def request_callback_flush(workspace_id: int) -> bool:
+    """Make sure a flush of the workspace's finished callbacks is on its way; True if enqueued.
+
+    One flush waits at a time per workspace (a Redis marker, SET NX): everything that finishes
+    before it starts rides in its batch. The flush clears the marker as it starts, so a row that
+    finishes after its query asks for the next one. The marker expires, so a flush lost with its
+    job is asked for again (the sweep does so for rows left uncompleted).
+    """
+    connection = redis_connection()
+    if not connection.set(_flush_marker(workspace_id), "1", nx=True, ex=ENQUEUE_MARKER_TTL):
+        return False
+    delay = current_app.config.get("CALLBACK_FLUSH_DELAY", CALLBACK_FLUSH_DELAY)
+    stamp = int(datetime.now(UTC).timestamp() * 1000)
+    try:
+        enqueue(
+            FLUSH_FUNC,
+            workspace_id,
+            queue=QUEUE,
+            job_id=f"flush-callbacks-{workspace_id}-{stamp}",
+            delay=delay,
+            at_front=True,
+            retry=Retry(max=FLUSH_RETRY[0], interval=list(FLUSH_RETRY[1])),
+        )
+    except RedisError:
+        with contextlib.suppress(RedisError):
+            connection.delete(_flush_marker(workspace_id))
+        raise
+    return True
+
+
+def _uncompleted(workspace_id: int, after_id: int, limit: int) -> list[Enrollment]:
+    return db.session.scalars(
+        db.select(Enrollment)
+        .where(
+            Enrollment.workspace_id == workspace_id,
+            Enrollment.id > after_id,
+            Enrollment.status != EnrollmentStatus.QUEUED.value,
+            Enrollment.callback_completed_at.is_(None),
+            db.or_(
+                Enrollment.failure_code.is_(None),
+                Enrollment.failure_code != "NEEDS_RECONNECT",
+            ),
+        )
+        .order_by(Enrollment.id)
+        .limit(limit)
+    ).all()
+
+
+def flush_callbacks(workspace_id: int, *, final_attempt: bool = False) -> int:
+    """Complete the workspace's finished, uncompleted callbacks, 100 per HubSpot call.
+
+    A completion is recorded only once HubSpot accepted its batch. A batch HubSpot refuses (4xx:
+    one item expired, or already completed because our record of an earlier send was lost) is
+    sent again item by item, where an already completed callback counts as done and a refused one
+    is set aside. A 5xx or 429 raises :class:`Transient` so RQ retries the flush. Returns how
+    many callbacks were completed.
+    """
+    from ..hubspot import errors
+
+    connection = redis_connection()
+    connection.delete(_flush_marker(workspace_id))
+    try:
+        client = _client_for(workspace_id)
+    except errors.NeedsReconnect:
+        log.warning("callbacks of workspace %s not completed: reconnect HubSpot", workspace_id)
+        return 0
+    completed, after_id = 0, 0
+    try:
+        while True:
+            rows = _uncompleted(workspace_id, after_id, CALLBACK_BATCH)
+            if not rows:
+                return completed
+            after_id = rows[-1].id
+            with connection.pipeline() as pipeline:
+                for row in rows:
+                    pipeline.exists(_refused_key(row.id))
+                refused = pipeline.execute()
+            batch = [row for row, gone in zip(rows, refused, strict=True) if not gone]
+            if not batch:
+                continue
+            try:
+                client.complete_callbacks((row.callback_id, output_fields(row)) for row in batch)
+            except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
+                db.session.rollback()
+                if final_attempt:
+                    log.error("callbacks of workspace %s not completed: %s", workspace_id, exc)
+                    return completed
+                raise Transient(str(exc)) from exc
+            except errors.NeedsReconnect:
+                db.session.rollback()
+                return completed
+            except errors.HubSpotError as exc:
+                db.session.rollback()
+                log.warning(
+                    "HubSpot refused a batch of %d completions (%s): one by one", len(batch), exc
+                )
+                completed += sum(
+                    complete_callback(row, client=client, final_attempt=final_attempt)
+                    for row in batch
+                )
+                continue
+            db.session.execute(
+                db.update(Enrollment)
+                .where(
+                    Enrollment.id.in_([row.id for row in batch]),
+                    Enrollment.callback_completed_at.is_(None),
+                )
+                .values(callback_completed_at=utcnow())
+            )
+            db.session.commit()
+            completed += len(batch)
+    finally:
+        client.close()
 
 
 def complete_callback(row: Enrollment, client=None, *, final_attempt: bool = False) -> bool:

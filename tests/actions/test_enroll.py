@@ -145,3 +145,47 @@ def test_a_sequence_with_a_huge_name_still_enrolls_under_a_bounded_copy(world, r
     assert row is not None and row.sequence_name == huge[:SEQUENCE_NAME_MAX]
     run_jobs()
     assert world.row(cb).status == "enrolled"
+
+
+def _completion_calls(world) -> tuple[int, int]:
+    """(batch completion calls, single completion calls) HubSpot received, whatever the version."""
+    by_path = world.admin.stats()["by_path"]
+    batch = sum(n for key, n in by_path.items() if key.endswith("/callbacks/complete"))
+    single = sum(
+        n for key, n in by_path.items() if key.endswith("/complete") and "/callbacks/" in key
+    )
+    return batch, single - batch
+
+
+def test_completions_are_sent_in_batches_so_an_enrollment_costs_about_one_call(world, run_jobs):
+    contacts = world.contacts(30)
+    callback_ids = world.fire(contacts, world.direct("team", "bob@acme.test"))
+    run_jobs()
+    assert all(world.outputs(cb)["hs_execution_state"] == "SUCCESS" for cb in callback_ids)
+    assert all(world.row(cb).callback_completed_at is not None for cb in callback_ids)
+    batch, single = _completion_calls(world)
+    assert single == 0
+    assert 1 <= batch <= 3  # everything finished within a flush's delay rides in one call
+    enroll_calls = world.admin.stats()["by_path"]["POST /automation/v4/sequences/enrollments"]
+    assert enroll_calls == 30
+    assert (enroll_calls + batch) / 30 <= 1.1
+
+
+def test_a_batch_with_an_already_completed_callback_is_sent_again_one_by_one(world, run_jobs):
+    """Our record of a completion was lost (a crash between send and record): HubSpot refuses the
+    batch; each is sent alone, and 'already completed' counts as done."""
+    from autoseq.extensions import db
+
+    first, second = world.contacts(2)
+    [done] = world.fire([first], world.direct("team", "bob@acme.test"))
+    run_jobs()
+    row = world.row(done)
+    row.callback_completed_at = None  # HubSpot has it; we lost our record of sending it
+    db.session.commit()
+    [fresh] = world.fire([second], world.direct("team", "bob@acme.test"))
+    run_jobs()
+    assert world.row(done).callback_completed_at is not None
+    assert world.row(fresh).callback_completed_at is not None
+    assert world.outputs(fresh)["enrollment_status"] == "enrolled"
+    assert sorted(world.enrolled_contacts()) == sorted([first, second])
+    assert _completion_calls(world)[1] == 2  # the refused batch, then each alone

@@ -221,5 +221,11 @@ def test_retries_are_not_stranded_when_no_worker_runs_rqs_scheduler(world, app, 
     time.sleep(5.5)
     assert enrollment_service.enqueue_due_retries() == 1
     work()
+    assert world.row(cb).status == "enrolled" and world.completion(cb) is None
+    # The callback's completion waits a moment for its batch (CALLBACK_FLUSH_DELAY), in the same
+    # scheduled registry: the sweep moves it too.
+    time.sleep(1.1)
+    assert enrollment_service.enqueue_due_retries() == 1
+    work()
     assert world.outputs(cb)["enrollment_status"] == "enrolled"
     assert world.row(cb).attempts == 2
