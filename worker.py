@@ -1,7 +1,10 @@
-"""The RQ worker process: ``python worker.py [queue ...]``.
+"""The RQ worker process: ``python worker.py [enrollments | sync | queue ...]``.
 
 Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (RQ 2, no fork per job) over the queues in
 priority order; each job runs inside the app context. SIGTERM finishes the current job, then stops.
+Two kinds run in production (Procfile): ``enrollments`` (enrollments and callback flushes, which
+never wait behind a sync that may run for hours) and ``sync`` (syncs and the small periodic jobs).
+With no argument one worker serves every queue.
 The periodic jobs are rq-scheduler's (scheduler.py); RQ's own scheduler only re-queues retries.
 """
 
@@ -13,12 +16,23 @@ from autoseq import create_app
 from autoseq.jobs import QUEUE_NAMES, get_queue
 from autoseq.jobs.worker import AutoSeqWorker
 
+WORKER_KINDS = {"enrollments": ("enrollments",), "sync": ("sync", "default")}
+
+
+def queue_names(argv: list[str]) -> list[str]:
+    """The queues a worker started with ``argv`` serves, in priority order."""
+    names = [name for arg in argv for name in WORKER_KINDS.get(arg, (arg,))] or list(QUEUE_NAMES)
+    unknown = sorted(set(names) - set(QUEUE_NAMES))
+    if unknown:
+        raise SystemExit(f"unknown queue or worker kind: {', '.join(unknown)}")
+    return list(dict.fromkeys(names))
+
 
 def main(argv: list[str]) -> int:
+    queues_served = queue_names(argv)
     app = create_app()
-    queue_names = argv or list(QUEUE_NAMES)
     connection = app.extensions["redis"]
-    queues = [get_queue(name, connection) for name in queue_names]
+    queues = [get_queue(name, connection) for name in queues_served]
     worker = AutoSeqWorker(queues, connection=connection)
     worker.app = app
     # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto their

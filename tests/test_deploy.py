@@ -133,3 +133,19 @@ def test_the_settings_app_json_gives_load_in_production(tmp_path):
     Fernet(settings["TOKEN_ENCRYPTION_KEYS"][0])
     assert redis_tls(settings) == {"ssl_cert_reqs": "none"}
     assert redis_tls({**settings, "REDIS_TLS_VERIFY": True}) == {}
+
+
+def test_enrollment_workers_never_wait_behind_a_sync():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("worker_main", ROOT / "worker.py")
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    processes = _procfile()
+    assert processes["worker"].split()[-1] == "enrollments"
+    assert processes["syncworker"].split()[-1] == "sync"
+    assert worker.queue_names(["enrollments"]) == ["enrollments"]
+    assert worker.queue_names(["sync"]) == ["sync", "default"]
+    assert set(worker.queue_names([])) == {"enrollments", "sync", "default"}
+    with pytest.raises(SystemExit):
+        worker.queue_names(["everything"])
