@@ -12,6 +12,11 @@
     .venv/bin/python bench/bench_action.py                       # both, N=10000 over 5 portals
     .venv/bin/python bench/bench_action.py endpoint --requests 2000 --concurrency 16
     .venv/bin/python bench/bench_action.py pipeline --n 2000 --portals 5 --workers 12
+    .venv/bin/python bench/bench_action.py pipeline --n 1000 --portals 2 --fault kill-worker
+
+With ``--fault kill-worker`` (or ``flush-redis``) the scheduler runs too, and once half the
+executions completed one worker is SIGKILLed (or Redis flushed): the bench prints how long after
+that every execution was complete (aim < 60 s), and whether each contact was enrolled once.
 
 Redis: a private redis-server on a free port, started and stopped by the bench (or BENCH_REDIS_URL,
 which is flushed). Database: a temporary SQLite file, or --database-url (a scratch database: its
@@ -165,6 +170,26 @@ class Env:
                     stderr=out,
                 )
             )
+
+    def scheduler(self) -> subprocess.Popen:
+        """scheduler.py as in the Procfile: the periodic sweep that finds lost jobs."""
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scheduler.py")],
+            cwd=ROOT,
+            env=self.environ(),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill_one_worker(self) -> int:
+        """SIGKILL one running worker (no chance to finish its job); its pid."""
+        proc = next(p for p in self.procs if "worker" in Path(p.args[1]).name and p.poll() is None)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        return proc.pid
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by the gunicorn servers and by the workers (with their work horses)."""
@@ -439,6 +464,8 @@ def bench_pipeline(args) -> dict:
                 portal.stats_by_path.clear()
                 portal.stats_by_status.clear()
         env.workers(args.workers)
+        if args.fault:
+            env.scheduler()
         cpu_before = env.cpu_seconds()
         own_before = time.process_time()
         started = time.time()
@@ -462,11 +489,19 @@ def bench_pipeline(args) -> dict:
                 )
         deadline = started + args.timeout
         last_report = 0.0
+        fault_at = None
         while True:
             with state.lock:
                 done = sum(1 for cb in callback_ids if state.callbacks[cb].completion)
                 failed = sum(1 for cb in callback_ids if state.callbacks[cb].status == "failed")
             now = time.time()
+            if args.fault and fault_at is None and done >= len(callback_ids) * args.fault_at:
+                fault_at = now
+                if args.fault == "kill-worker":
+                    print(f"   ... SIGKILL worker {env.kill_one_worker()} at {done} completed")
+                else:
+                    app.extensions["redis"].flushdb()
+                    print(f"   ... Redis flushed (queues, jobs, schedule) at {done} completed")
             if now - last_report > 15:
                 print(f"   ... {done}/{len(callback_ids)} completed after {now - started:.0f} s")
                 last_report = now
@@ -526,6 +561,13 @@ def bench_pipeline(args) -> dict:
         f"   contacts enrolled exactly once: {'all' if exactly_once else 'NO'} "
         f"({sum(len(v) for v in enrolled.values())}/{sum(len(v) for v in expected.values())})"
     )
+    if args.fault:
+        after = elapsed - (fault_at - started) if fault_at else float("nan")
+        print(
+            f"   recovery ({args.fault} at {100 * args.fault_at:.0f} %): every execution complete "
+            f"{after:.1f} s after it  (aim < 60; duplicates: "
+            f"{'0' if exactly_once else 'SEE ABOVE'})"
+        )
     return {"elapsed": elapsed, "share": share, "rate_limited": rate_limited, "ok": exactly_once}
 
 
@@ -567,6 +609,13 @@ def main() -> int:
         action="store_true",
         help="fire all of a portal's executions before the next portal's (head-of-line case)",
     )
+    parser.add_argument(
+        "--fault",
+        choices=("kill-worker", "flush-redis"),
+        default=None,
+        help="pipeline only: SIGKILL a worker, or flush Redis, once --fault-at of it completed",
+    )
+    parser.add_argument("--fault-at", type=float, default=0.5)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     args = parser.parse_args()
