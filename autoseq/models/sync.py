@@ -18,6 +18,7 @@ class SyncTrigger(enum.StrEnum):
     MANUAL = "manual"
     DAILY = "daily"
     CLI = "cli"
+    STALE = "stale"  # the workflow editor asked for sequences and the last sync was old
 
 
 class SyncStatus(enum.StrEnum):

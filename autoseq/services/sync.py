@@ -63,6 +63,10 @@ DEFAULT_FETCH_THREADS = 2
 # (HubSpot's 110/10 s): 10,000 sequences over 50 users is about 3,600 calls, 6 minutes. Far larger
 # portals need longer than the sync queue's 30-minute default.
 SYNC_JOB_TIMEOUT = 4 * 3600
+# The workflow editor asking for sequences while the last successful sync is older than this asks
+# for a background sync (config SYNC_STALE_AFTER, seconds); checked at most once a minute.
+SYNC_STALE_AFTER = 15 * 60
+STALE_CHECK_TTL = 60
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
 
 
@@ -701,14 +705,17 @@ def _is_dead(run: SyncRun) -> bool:
     return job.get_status(refresh=False) in ("failed", "stopped", "canceled", "finished")
 
 
-def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRun:
+def request_sync(
+    workspace_id: int, trigger: str = SyncTrigger.MANUAL, wait: float = REQUEST_LOCK_TTL
+) -> SyncRun:
     """Ask for a sync of the workspace: a new queued run, or the queued/running one to join.
 
     Race-safe: a short Redis lock makes "look for an active run, else create one and enqueue it"
-    atomic across web processes, so two clicks (or a click and a tick) enqueue once.
+    atomic across web processes, so two clicks (or a click and a tick) enqueue once. ``wait``:
+    how long to wait for that lock before :class:`SyncBusy`.
     """
     lock = _RedisLock(_request_lock_key(workspace_id), REQUEST_LOCK_TTL)
-    if not lock.acquire(wait=REQUEST_LOCK_TTL):
+    if not lock.acquire(wait=wait):
         raise SyncBusy(f"could not take the sync request lock of workspace {workspace_id}")
     try:
         db.session.expire_all()
@@ -733,6 +740,40 @@ def request_sync(workspace_id: int, trigger: str = SyncTrigger.MANUAL) -> SyncRu
         return run
     finally:
         lock.release()
+
+
+def last_success(workspace_id: int) -> datetime | None:
+    """When the workspace's last successful sync finished (None: never)."""
+    return db.session.scalar(
+        db.select(db.func.max(SyncRun.finished_at)).where(
+            SyncRun.workspace_id == workspace_id, SyncRun.status == SyncStatus.SUCCEEDED.value
+        )
+    )
+
+
+def request_if_stale(workspace_id: int) -> SyncRun | None:
+    """Ask for a background sync when the last successful one is older than SYNC_STALE_AFTER.
+
+    Called when HubSpot's workflow editor asks for the sequence options: the answer never waits
+    for it (it comes from the database at once), and a sequence created in HubSpot since then is
+    offered once the sync finishes. At most one check a minute per workspace (a Redis key), and
+    never a second run beside a queued or running one (:func:`request_sync`, without waiting for
+    its lock: someone holding it is requesting already).
+    """
+    redis = redis_connection()
+    if not redis.set(f"autoseq:sync:{workspace_id}:stale-checked", "1", nx=True, ex=STALE_CHECK_TTL):
+        return None
+    stale_after = timedelta(seconds=current_app.config.get("SYNC_STALE_AFTER", SYNC_STALE_AFTER))
+    last = last_success(workspace_id)
+    if last is not None and utcnow() - last < stale_after:
+        return None
+    connection = db.session.scalar(db.select(HubSpotConnection).filter_by(workspace_id=workspace_id))
+    if connection is None or not connection.is_connected:
+        return None
+    try:
+        return request_sync(workspace_id, SyncTrigger.STALE, wait=0)
+    except SyncBusy:
+        return None
 
 
 def _finish(run: SyncRun, status: SyncStatus, error: str | None = None) -> None:

@@ -20,6 +20,7 @@ from ..extensions import csrf, db
 from ..hubspot.signatures import SignatureError, verify_request
 from ..services import actions as action_service
 from ..services import enrollment as enrollment_service
+from ..services import sync as sync_service
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +125,26 @@ def options_list():
         return error(400, "Invalid options request", "q and after must be strings.")
     try:
         workspace_id = enrollment_service.workspace_for_portal(portal_id)
-        return jsonify(
-            action_service.field_options(workspace_id, field, q and q.strip(), after, input_fields)
+        answer = action_service.field_options(
+            workspace_id, field, q and q.strip(), after, input_fields
         )
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
     except SQLAlchemyError as exc:
         return unavailable(exc)
+    if field == "sequence":
+        refresh_if_stale(workspace_id)
+    return jsonify(answer)
+
+
+def refresh_if_stale(workspace_id: int) -> None:
+    """A sequence created in HubSpot since the last sync shows up without anyone clicking Sync
+    Data: the editor asking is the sign someone wants it. Never fails the options answer."""
+    try:
+        sync_service.request_if_stale(workspace_id)
+    except (RedisError, SQLAlchemyError) as exc:
+        db.session.rollback()
+        log.warning("could not ask for a sync of workspace %s: %s", workspace_id, exc)
 
 
 @bp.app_context_processor

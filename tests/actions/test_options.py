@@ -150,3 +150,42 @@ def test_options_answer_within_100_ms_at_10000_sequences(world):
     # Measured through the sandbox's runner: two HTTP hops, so the bound is generous to us.
     print("options timings (s):", [round(t, 4) for t in timings])
     assert timings[len(timings) // 2] < 0.1, timings
+
+
+def test_a_stale_dropdown_asks_for_one_background_sync_and_offers_the_new_sequence(
+    world, run_jobs, redis
+):
+    """Issue 16: a sequence created in HubSpot appears without anyone pressing Sync Data."""
+    from datetime import timedelta
+
+    from autoseq.models import SyncRun
+
+    world.state.add_sequence(world.portal, "Brand new in HubSpot", world.users["ada"].id)
+    for run in db.session.scalars(db.select(SyncRun)):  # the last sync was an hour ago
+        run.finished_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+
+    asked = time.monotonic()
+    first = options(world, "sequence")
+    assert time.monotonic() - asked < 1.0  # answered from the database at once
+    assert "Brand new in HubSpot" not in [o["label"] for o in first["options"]]
+    options(world, "sequence")  # the editor asks again: still one run
+    runs = db.session.scalars(db.select(SyncRun).filter_by(trigger="stale")).all()
+    assert len(runs) == 1 and runs[0].status == "queued"
+
+    run_jobs()
+    labels = [o["label"] for o in options(world, "sequence")["options"]]
+    assert "Brand new in HubSpot" in labels
+    seconds = time.monotonic() - asked
+    print(f"new sequence offered {seconds:.2f} s after the editor first asked")
+    assert seconds < 60
+
+
+def test_a_fresh_sync_is_not_repeated_by_the_dropdown(world, redis):
+    from autoseq.models import SyncRun
+
+    before = db.session.scalar(db.select(db.func.count()).select_from(SyncRun))
+    options(world, "sequence")
+    redis.delete(f"autoseq:sync:{world.workspace_id}:stale-checked")
+    options(world, "sequence")
+    assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == before
