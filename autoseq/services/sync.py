@@ -761,13 +761,16 @@ def request_if_stale(workspace_id: int) -> SyncRun | None:
     its lock: someone holding it is requesting already).
     """
     redis = redis_connection()
-    if not redis.set(f"autoseq:sync:{workspace_id}:stale-checked", "1", nx=True, ex=STALE_CHECK_TTL):
+    checked = f"autoseq:sync:{workspace_id}:stale-checked"
+    if not redis.set(checked, "1", nx=True, ex=STALE_CHECK_TTL):
         return None
     stale_after = timedelta(seconds=current_app.config.get("SYNC_STALE_AFTER", SYNC_STALE_AFTER))
     last = last_success(workspace_id)
     if last is not None and utcnow() - last < stale_after:
         return None
-    connection = db.session.scalar(db.select(HubSpotConnection).filter_by(workspace_id=workspace_id))
+    connection = db.session.scalar(
+        db.select(HubSpotConnection).filter_by(workspace_id=workspace_id)
+    )
     if connection is None or not connection.is_connected:
         return None
     try:
