@@ -49,6 +49,15 @@ def get_metadata():
     return target_db.metadata
 
 
+# Indexes a migration creates only where the database can (PostgreSQL with pg_trgm): not in the
+# models, so autogenerate must neither add nor drop them.
+UNMANAGED_INDEXES = {"ix_sequences_name_trgm"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "index" and name in UNMANAGED_INDEXES)
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -97,6 +106,7 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
     conf_args.setdefault("render_item", render_item)
+    conf_args.setdefault("include_object", include_object)
     conf_args.setdefault("compare_type", True)
 
     connectable = get_engine()

@@ -17,6 +17,7 @@ from sqlalchemy import func
 from ..extensions import db
 from ..models import HubSpotUser, Mailbox, PublishedAction, Rotation, Sequence
 from ..models.base import utcnow
+from ..models.sequences import sort_key as sequence_sort_key
 
 ACTION_NAME = "Enroll in sequence"
 ENROLL_PATH = "/hubspot/actions/enroll"
@@ -305,8 +306,11 @@ def _page(rows, render, key_of) -> dict:
 
 
 def sequence_options(workspace_id: int, q: str | None, after: str | None) -> dict:
-    """Sequences not removed, sorted by name case-insensitively, searched, 100 per page."""
-    key = func.lower(Sequence.name)
+    """Sequences not removed, sorted by name case-insensitively, searched, 100 per page.
+
+    The order is the ``ix_sequences_options`` index's, so a page is read from it, not sorted.
+    """
+    key = sequence_sort_key()
     query = db.select(
         Sequence.id,
         Sequence.hubspot_id,
