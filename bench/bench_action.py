@@ -60,6 +60,24 @@ SCOPES = (
 )
 
 
+def scratch_database(name: str) -> str | None:
+    """A PostgreSQL database of the bench's own on the server DATABASE_URL names (made if
+    missing), or None (SQLite) when DATABASE_URL is not PostgreSQL. Never DATABASE_URL's own
+    database: a bench drops and creates its tables."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return None
+    parts = urlsplit(url)
+    server = parts._replace(path="/postgres").geturl()
+    import psycopg
+
+    server = server.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return parts._replace(path="/" + name).geturl()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -616,9 +634,15 @@ def main() -> int:
         help="pipeline only: SIGKILL a worker, or flush Redis, once --fault-at of it completed",
     )
     parser.add_argument("--fault-at", type=float, default=0.5)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a scratch database (default: autoseq_bench_action on DATABASE_URL's PostgreSQL "
+        "server when it names one, else a temporary SQLite file)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     args = parser.parse_args()
+    args.database_url = args.database_url or scratch_database("autoseq_bench_action")
     redis_server = None
     if not args.redis_url:
         redis_server, args.redis_url = private_redis()

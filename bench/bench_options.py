@@ -38,6 +38,7 @@ from bench_action import (  # noqa: E402
     load,
     percentile,
     private_redis,
+    scratch_database,
     seed_workspace,
 )
 
@@ -171,8 +172,14 @@ def main() -> int:
     parser.add_argument("--sequences", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a scratch database (default: autoseq_bench_options on DATABASE_URL's PostgreSQL "
+        "server when it names one, else a temporary SQLite file)",
+    )
     args = parser.parse_args()
+    args.database_url = args.database_url or scratch_database("autoseq_bench_options")
     redis_server, redis_url = private_redis()
     env = Env(args.database_url, redis_url)
     try:
