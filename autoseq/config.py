@@ -97,6 +97,7 @@ def _instance_secret(instance_path: str, filename: str, make) -> str:
 # Tuning knobs: read here when the environment sets them; otherwise the code that uses them keeps
 # its documented default (named beside it there and in the README).
 TUNING = {
+    "HUBSPOT_TIMEOUT": float,  # read timeout of a HubSpot call, seconds (20; connect 3.05)
     "HUBSPOT_MAX_RETRIES": int,  # retries of 5xx / timeouts / dropped connections (default 4)
     "HUBSPOT_RETRY_BACKOFF": float,  # first backoff in seconds, doubling (0.5)
     "HUBSPOT_RETRY_BACKOFF_MAX": float,  # backoff ceiling in seconds (8)

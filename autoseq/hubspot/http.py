@@ -26,6 +26,17 @@ from .ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (3.05, 20.0)  # (connect, read) seconds
+
+
+def _timeout(setting) -> tuple[float, float]:
+    """HUBSPOT_TIMEOUT: a read timeout in seconds (the environment), or (connect, read)."""
+    if not setting:
+        return DEFAULT_TIMEOUT
+    if isinstance(setting, (tuple, list)):
+        return float(setting[0]), float(setting[1])
+    return DEFAULT_TIMEOUT[0], float(setting)
+
+
 _TOKEN_IN_PATH = re.compile(r"(/(?:access-tokens|refresh-tokens)/)[^/?]+")
 _DROPPED = (
     requests.ConnectionError,
@@ -121,7 +132,7 @@ class Transport:
             )
         return cls(
             config["HUBSPOT_API_BASE"],
-            timeout=tuple(config.get("HUBSPOT_TIMEOUT") or DEFAULT_TIMEOUT),
+            timeout=_timeout(config.get("HUBSPOT_TIMEOUT")),
             retry=RetryPolicy.from_config(config),
             limiter=limiter,
         )

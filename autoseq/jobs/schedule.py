@@ -61,12 +61,6 @@ PERIODIC_JOBS: list[PeriodicJob] = [
 ]
 
 
-def register(job: PeriodicJob) -> None:
-    """Add a periodic job definition (modules call this at import to extend the schedule)."""
-    if all(existing.name != job.name for existing in PERIODIC_JOBS):
-        PERIODIC_JOBS.append(job)
-
-
 def reconcile(connection: Redis, definitions: list[PeriodicJob] | None = None) -> dict:
     """Make Redis's schedule match ``definitions``; report what was added, kept, changed, cut."""
     definitions = PERIODIC_JOBS if definitions is None else definitions

@@ -13,7 +13,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
 from ..hubspot import oauth, tokens
@@ -220,27 +221,17 @@ def _retire_portal_data(workspace_id: int) -> int:
 
 
 def request_first_sync(workspace_id: int, trigger: SyncTrigger) -> None:
-    """Ask for the full sync that follows a connect or reconnect (never fails the connect)."""
+    """Ask for the full sync that follows a connect or reconnect (never fails the connect).
+
+    Only Redis or the database being unreachable is caught: the connection is stored, and a sync
+    can be started by hand or by the daily schedule. Anything else is a bug and is raised.
+    """
+    from . import sync as sync_service
+
     try:
-        try:
-            from . import sync as sync_service
-
-            request_sync = getattr(sync_service, "request_sync", None)
-        except ImportError:
-            request_sync = None
-        if request_sync is not None:
-            request_sync(workspace_id, trigger)
-        else:
-            from ..jobs import enqueue
-
-            enqueue(
-                "autoseq.jobs.sync.sync_workspace",
-                workspace_id,
-                trigger=str(trigger),
-                queue="sync",
-            )
-    except Exception:
-        # The connection is stored; a sync can be started by hand or by the daily schedule.
+        sync_service.request_sync(workspace_id, trigger)
+    except (RedisError, SQLAlchemyError, sync_service.SyncBusy):
+        db.session.rollback()
         log.exception("could not request the first sync of workspace %s", workspace_id)
 
 

@@ -13,26 +13,16 @@ from .helpers import add_workspace_url_defaults
 
 def register_views(app: Flask) -> None:
     from . import analytics, auth, health, hubspot, mailboxes, sequences, workspaces  # noqa: I001 (areas, in sidebar order)
+    from . import actions  # HubSpot -> AutoSeq: signature-verified, CSRF-exempt
 
-    for module in (auth, health, workspaces, sequences, mailboxes, analytics, hubspot):
+    for module in (auth, health, workspaces, sequences, mailboxes, analytics, hubspot, actions):
         app.register_blueprint(module.bp)
     app.register_blueprint(workspaces.ws)
-    for module in _optional_areas():
-        app.register_blueprint(module.bp)
 
     add_workspace_url_defaults(app)
     _register_login(app)
     _register_context(app)
     _register_errors(app)
-
-
-def _optional_areas():
-    """The HubSpot -> AutoSeq endpoints (signature-verified, CSRF-exempt) live in ``actions``."""
-    try:
-        from . import actions
-    except ImportError:
-        return []
-    return [actions]
 
 
 def _register_login(app: Flask) -> None:
