@@ -84,7 +84,7 @@ def test_wrong_secret_is_invalid_client(demo):
 
 
 def test_bad_grant_type(demo):
-    resp = demo.http.post(f"{demo.url}/oauth/v1/token", data={"grant_type": "password"})
+    resp = demo.http.post(f"{demo.url}/oauth/2026-09/token", data={"grant_type": "password"})
     assert resp.status_code == 400
     assert resp.json()["error"] in ("unsupported_grant_type", "invalid_request")
 
