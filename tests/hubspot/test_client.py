@@ -258,6 +258,7 @@ def test_tokens_stay_out_of_debug_logs_of_the_connect(
     logged_in, workspace, portal_id, oauth_dance, caplog
 ):
     caplog.set_level("DEBUG")
+    caplog.set_level("DEBUG", logger="urllib3")  # whatever level an earlier test left on it
     oauth_dance(logged_in, workspace.id, portal_id)
     connection = _connection(workspace.id)
     # Introspection posts the token in a form body: the URL urllib3 logs carries none.

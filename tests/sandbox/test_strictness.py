@@ -245,9 +245,8 @@ def test_an_authorization_code_grant_needs_its_redirect_uri(demo):
 def test_every_schema_is_used_by_a_route():
     import pathlib
 
-    sources = "".join(
-        p.read_text()
-        for p in pathlib.Path("hubspot_sandbox").glob("*.py")
-        if p.name != "schemas.py"
-    )
+    import hubspot_sandbox
+
+    folder = pathlib.Path(hubspot_sandbox.__file__).parent
+    sources = "".join(p.read_text() for p in folder.glob("*.py") if p.name != "schemas.py")
     assert [n for n in SCHEMAS if f'"{n}"' not in sources] == []
