@@ -65,3 +65,17 @@ def test_publishing_with_only_the_developer_key_takes_the_legacy_path(world, app
     assert result.definition_id == world.definition_id
     calls = world.sandbox.state.legacy_calls
     assert any(k.startswith("PATCH /automation/v4/actions/") for k in calls), calls
+
+
+def test_nothing_in_the_app_names_the_sunset_oauth_endpoints():
+    import pathlib
+
+    import autoseq
+
+    root = pathlib.Path(autoseq.__file__).parent
+    hits = [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.suffix in (".py", ".html", ".js") and "/oauth/v1/" in p.read_text(errors="ignore")
+    ]
+    assert hits == []
