@@ -171,6 +171,7 @@ def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
         "HUBSPOT_CLIENT_SECRET": env.get("HUBSPOT_CLIENT_SECRET"),
         "HUBSPOT_APP_ID": env.get("HUBSPOT_APP_ID"),
         "HUBSPOT_DEVELOPER_API_KEY": env.get("HUBSPOT_DEVELOPER_API_KEY"),
+        "HUBSPOT_DEVELOPER_TOKEN": env.get("HUBSPOT_DEVELOPER_TOKEN"),
         "HUBSPOT_API_BASE": env.get("HUBSPOT_API_BASE", "https://api.hubapi.com").rstrip("/"),
         "HUBSPOT_AUTHORIZE_URL": env.get(
             "HUBSPOT_AUTHORIZE_URL", "https://app.hubspot.com/oauth/authorize"

@@ -130,6 +130,7 @@ class Env:
             HUBSPOT_CLIENT_SECRET=app.client_secret,
             HUBSPOT_APP_ID=str(app.app_id),
             HUBSPOT_DEVELOPER_API_KEY=app.developer_api_key,
+            HUBSPOT_DEVELOPER_TOKEN=app.developer_token,
         )
 
     def environ(self) -> dict:
@@ -414,7 +415,7 @@ def oauth_tokens(server: SandboxServer, portal_id: int) -> dict:
     )
     code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
     return http.post(
-        f"{server.url}/oauth/v1/token",
+        f"{server.url}/oauth/2026-09/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
@@ -538,7 +539,7 @@ def bench_pipeline(args) -> dict:
             enrolled = {p.id: set(p.enrollments) for p, _, _ in plan}
             expected = {p.id: set(p.contacts) for p, _, _ in plan}
             enroll_calls = sum(
-                p.stats_by_path.get("POST /automation/v4/sequences/enrollments", 0)
+                p.stats_by_path.get("POST /automation/sequences/2026-03/enrollments", 0)
                 for p, _, _ in plan
             )
     finally:

@@ -39,7 +39,7 @@ def token_for(server: SandboxServer) -> str:
     )
     code = resp.headers["Location"].split("code=")[1].split("&")[0]
     tok = requests.post(
-        f"{server.url}/oauth/v1/token",
+        f"{server.url}/oauth/2026-09/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
@@ -61,7 +61,7 @@ def page_sandbox(server: SandboxServer, token: str, user_id: int) -> tuple[int, 
         params = {"userId": user_id, "limit": 100}
         if after:
             params["after"] = after
-        body = session.get(f"{server.url}/automation/v4/sequences", params=params).json()
+        body = session.get(f"{server.url}/automation/sequences/2026-03", params=params).json()
         pages += 1
         items += len(body["results"])
         after = body.get("paging", {}).get("next", {}).get("after")
@@ -95,7 +95,7 @@ def page_bare(pages: int) -> float:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/automation/v4/sequences"
+    url = f"http://127.0.0.1:{server.server_port}/automation/sequences/2026-03"
     session = requests.Session()
     started = time.perf_counter()
     for i in range(pages):

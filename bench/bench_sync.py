@@ -95,7 +95,7 @@ def oauth(url: str) -> tuple[dict, dict, int]:
     )
     code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
     body = requests.post(
-        url + "/oauth/v1/token",
+        url + "/oauth/2026-09/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
@@ -131,7 +131,7 @@ def bare_loop(url: str, token: str) -> tuple[float, int, int]:
     list(pages("/crm/v3/owners", {}))
     list(pages("/crm/v3/owners", {"archived": "true"}))
     for user in users:
-        for _ in pages("/automation/v4/sequences", {"userId": user["id"]}):
+        for _ in pages("/automation/sequences/2026-03", {"userId": user["id"]}):
             pass
     return time.perf_counter() - started, calls, items
 

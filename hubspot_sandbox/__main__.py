@@ -45,16 +45,21 @@ def build_state(args) -> SandboxState:
     secret = args.client_secret or _env("CLIENT_SECRET")
     app_id = args.app_id or _env("APP_ID")
     dev_key = args.developer_api_key or _env("DEVELOPER_API_KEY")
-    if any((client_id, secret, app_id, dev_key)):
+    dev_token = args.developer_token or _env("DEVELOPER_TOKEN")
+    if any((client_id, secret, app_id, dev_key, dev_token)):
         defaults = SandboxState().app
         app = App(
             client_id=client_id or defaults.client_id,
             client_secret=secret or defaults.client_secret,
             app_id=int(app_id) if app_id else defaults.app_id,
             developer_api_key=dev_key or defaults.developer_api_key,
+            developer_token=dev_token or defaults.developer_token,
         )
     state = SandboxState(
-        app=app, token_ttl=args.token_ttl, rate_limit=parse_rate_limit(args.rate_limit)
+        app=app,
+        token_ttl=args.token_ttl,
+        rate_limit=parse_rate_limit(args.rate_limit),
+        refuse_legacy=args.refuse_legacy,
     )
     if args.seed == "demo":
         state.seed_demo(contacts=args.contacts if args.contacts is not None else 500)
@@ -93,6 +98,9 @@ def serve(args) -> int:
     print(f"  client secret:     {app.client_secret}")
     print(f"  app id:            {app.app_id}")
     print(f"  developer api key: {app.developer_api_key}")
+    print(f"  developer token:   {app.developer_token}")
+    if state.refuse_legacy:
+        print("  legacy paths:      refused (410)")
     print(f"  portals:           {', '.join(str(p) for p in state.portals)}")
     sys.stdout.flush()
     server.serve_forever()
@@ -179,6 +187,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--client-secret")
         sp.add_argument("--app-id")
         sp.add_argument("--developer-api-key")
+        sp.add_argument("--developer-token", help="developer OAuth token (dated action paths)")
+        sp.add_argument(
+            "--refuse-legacy",
+            action="store_true",
+            default=_env("REFUSE_LEGACY", "") in ("1", "true"),
+            help="answer 410 to HubSpot's legacy paths (OAuth v1, sequences/actions v4)",
+        )
         sp.add_argument("--concurrency", type=int, default=8)
         sp.add_argument("--backoff-base", type=float, default=1.0)
         sp.add_argument("--max-attempts", type=int, default=5)

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from .api import read_json_object, sandbox
 from .errors import ApiError, validation_error
 from .runner import RunnerError
-from .state import SEQUENCE_STATES, Portal, Sequence, User, parse_rate_limit
+from .state import SEAT_NAMES_MODES, SEQUENCE_STATES, Portal, Sequence, User, parse_rate_limit
 
 bp = Blueprint("admin", __name__, url_prefix="/_sandbox")
 
@@ -85,6 +85,21 @@ def _int(data: dict, key: str, required: bool = False, minimum: int | None = Non
 def app_info():
     """The developer app credentials."""
     return jsonify(sandbox().state.app.to_dict())
+
+
+@bp.route("/legacy", methods=["GET", "PATCH"])
+def legacy_paths():
+    """``{refuse: bool}`` refuses HubSpot's legacy/retired paths with 410 (or serves them
+    again); the answer also counts the calls each legacy path received."""
+    state = sandbox().state
+    if request.method == "PATCH":
+        data = read_json_object()
+        if not isinstance(data.get("refuse"), bool):
+            raise validation_error("refuse must be a boolean", "refuse")
+        with state.lock:
+            state.refuse_legacy = data["refuse"]
+    with state.lock:
+        return jsonify({"refuse": state.refuse_legacy, "calls": dict(state.legacy_calls)})
 
 
 @bp.route("/portals", methods=["GET"])
@@ -401,7 +416,8 @@ def get_settings(pid: int):
 
 @bp.route("/portals/<int:pid>/settings", methods=["PATCH"])
 def patch_settings(pid: int):
-    """``{token_ttl, rate_limit: "110/10s"|"off"|null|"default", daily_cap, include_state}``."""
+    """``{token_ttl, rate_limit: "110/10s"|"off"|null|"default", daily_cap, include_state,
+    seat_names: "listed"|"empty"|"omitted"}``."""
     data = read_json_object()
     state = sandbox().state
     updates: dict = {}
@@ -428,7 +444,13 @@ def patch_settings(pid: int):
         if value is None:
             raise validation_error("include_state must be a boolean", "include_state")
         updates["include_state"] = value
-    unknown = set(data) - {"token_ttl", "rate_limit", "daily_cap", "include_state"}
+    if "seat_names" in data:
+        if data["seat_names"] not in SEAT_NAMES_MODES:
+            raise validation_error(
+                f"seat_names must be one of {', '.join(SEAT_NAMES_MODES)}", "seat_names"
+            )
+        updates["seat_names"] = data["seat_names"]
+    unknown = set(data) - {"token_ttl", "rate_limit", "daily_cap", "include_state", "seat_names"}
     if unknown:
         raise validation_error(f"unknown settings: {', '.join(sorted(unknown))}")
     with state.lock:

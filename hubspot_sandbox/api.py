@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from . import schemas
 from .errors import ApiError, validation_error
 from .state import Enrollment, Portal, iso
 
@@ -31,6 +32,15 @@ SCOPE_OWNERS = "crm.objects.owners.read"
 SCOPE_USERS = "settings.users.read"
 SCOPE_CALLBACKS = "automation"
 SEQ_PREFIXES = ("/automation/v4/sequences", "/automation/sequences/2026-03")
+# Dated and legacy prefixes of the action APIs (hubspot-automation-actions-v4-openapi.json,
+# version 2026-09); the legacy ones are listed in LEGACY_PREFIXES.
+ACTIONS_DATED = "/automation/actions/2026-09"
+ACTIONS_V4 = "/automation/v4/actions"
+CALLBACKS_DATED = "/automation/actions/callbacks/2026-09"
+CALLBACKS_V4 = "/automation/v4/actions/callbacks"
+# What HubSpot labels legacy (v4) or sunsets (OAuth v1, 2027-02-16): refused when
+# ``state.refuse_legacy`` is set, and counted in ``state.legacy_calls`` either way.
+LEGACY_PREFIXES = ("/oauth/v1/", "/automation/v4/sequences", "/automation/v4/actions")
 RATE_MESSAGE = "You have reached your ten_secondly_rolling limit."
 
 
@@ -89,6 +99,30 @@ def paged(results: list, has_more: bool, last_id, total: int | None = None) -> d
             "next": {"after": cursor, "link": f"{request.base_url}?{urlencode(params)}"}
         }
     return body
+
+
+# -- retired paths ---------------------------------------------------------------
+
+
+@bp.before_app_request
+def refuse_retired_paths():
+    """Count calls to legacy paths; answer 410 when the sandbox is told to refuse them."""
+    path = request.path
+    if not path.startswith(LEGACY_PREFIXES):
+        return None
+    state = sandbox().state
+    with state.lock:
+        key = f"{request.method} {path}"
+        state.legacy_calls[key] = state.legacy_calls.get(key, 0) + 1
+        refuse = state.refuse_legacy
+    if refuse:
+        return ApiError(
+            410,
+            f"{path} is retired; use HubSpot's date-versioned API",
+            "GONE",
+            "RETIRED_API_VERSION",
+        ).response()
+    return None
 
 
 # -- authentication, faults, rate limits --------------------------------------
@@ -275,6 +309,7 @@ def sequence_routes(rule: str, **options):
 def list_sequences(portal: Portal, token):
     """List the sequences a user sees: own plus team-shared, ordered by id."""
     state = sandbox().state
+    schemas.check_query("sequence_list_query", request.args)
     limit = parse_limit(10, 100)
     after = decode_cursor(request.args.get("after"))
     name = (request.args.get("name") or "").strip().lower()
@@ -316,6 +351,7 @@ def _steps(seq_id: str) -> list[dict]:
 def get_sequence(portal: Portal, token, sequence_id: str):
     """One sequence with ``steps``, ``dependencies`` and ``settings``; 404 if not visible."""
     state = sandbox().state
+    schemas.check_query("sequence_get_query", request.args)
     with state.lock:
         user = require_user(portal)
         seq = portal.sequences.get(sequence_id)
@@ -361,15 +397,9 @@ def enroll(portal: Portal, token):
     """Enroll a contact into a sequence, with HubSpot's refusals (subCategory per the contract)."""
     state = sandbox().state
     data = read_json_object()
-    for name in ("contactId", "sequenceId", "senderEmail"):
-        value = data.get(name)
-        if value is None or value == "":
-            raise validation_error(f"Missing required field: {name}", name)
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise validation_error(f"Field {name} must be a string", name)
+    schemas.check_query("enrollment_query", request.args)
+    schemas.check("enrollment", data)
     alias = data.get("senderAliasAddress")
-    if alias is not None and not isinstance(alias, str):
-        raise validation_error("Field senderAliasAddress must be a string", "senderAliasAddress")
     contact_id = str(data["contactId"])
     sequence_id = str(data["sequenceId"])
     sender = str(data["senderEmail"])
@@ -452,6 +482,7 @@ def contact_enrollment(portal: Portal, token, contact_id: str):
 @portal_route(SCOPE_OWNERS)
 def list_owners(portal: Portal, token):
     """Owners (one PERSON owner per user). ``archived=true`` lists only deactivated users'."""
+    schemas.check_query("owners_query", request.args)
     limit = parse_limit(100, 500)
     after = decode_cursor(request.args.get("after"))
     email = (request.args.get("email") or "").strip().lower()
@@ -489,7 +520,13 @@ def list_owners(portal: Portal, token):
 @bp.route("/settings/v3/users/", methods=["GET"])
 @portal_route(SCOPE_USERS)
 def list_users(portal: Portal, token):
-    """Active users of the portal (deactivated users are not listed)."""
+    """Active users of the portal (deactivated users are not listed).
+
+    ``seatNames`` follows the portal's ``seat_names`` setting: ``listed`` (a Sales seat, or
+    ``["Core"]`` for a user without one), ``empty`` (always ``[]``) or ``omitted`` (no key):
+    HubSpot's newer field is not in every portal's answer (hubspot-api.md section 8).
+    """
+    schemas.check_query("users_query", request.args)
     limit = parse_limit(100, 100)
     after = decode_cursor(request.args.get("after"))
     with sandbox().state.lock:
@@ -499,8 +536,9 @@ def list_users(portal: Portal, token):
             if u.active and (after is None or u.id > after)
         ]
         page = rows[:limit]
-        results = [
-            {
+        results = []
+        for u in page:
+            item = {
                 "id": str(u.id),
                 "email": u.email,
                 "firstName": u.first_name,
@@ -508,10 +546,12 @@ def list_users(portal: Portal, token):
                 "roleIds": ["1"] if u.super_admin else [],
                 "primaryTeamId": "9001",
                 "superAdmin": u.super_admin,
-                "seatNames": ["Sales Hub Professional"] if u.seat else [],
             }
-            for u in page
-        ]
+            if portal.seat_names == "listed":
+                item["seatNames"] = ["Sales Hub Professional"] if u.seat else ["Core"]
+            elif portal.seat_names == "empty":
+                item["seatNames"] = []
+            results.append(item)
     return jsonify(paged(results, len(rows) > limit, page[-1].id if page else None))
 
 
@@ -519,45 +559,41 @@ def list_users(portal: Portal, token):
 
 
 def developer_auth(app_id: int) -> None:
-    """Check the developer API key (``?hapikey=`` or Bearer); 401/404."""
+    """Authenticate a definitions call; 401/404.
+
+    The dated path takes a developer OAuth token (Bearer, scope ``developers-write``); the legacy
+    v4 path the developer API key (``?hapikey=``). Security schemes of
+    hubspot-automation-actions-v4-openapi.json.
+    """
     state = sandbox().state
-    key = request.args.get("hapikey") or bearer_token()
-    if not key or key != state.app.developer_api_key:
-        raise ApiError(
-            401, "The developer API key is missing or invalid.", "INVALID_AUTHENTICATION"
-        )
+    if request.path.startswith(ACTIONS_DATED):
+        token = bearer_token()
+        if not token or token != state.app.developer_token:
+            raise ApiError(
+                401,
+                "A developer OAuth token with scope developers-write is required.",
+                "INVALID_AUTHENTICATION",
+            )
+    else:
+        key = request.args.get("hapikey") or bearer_token()
+        if not key or key != state.app.developer_api_key:
+            raise ApiError(
+                401, "The developer API key is missing or invalid.", "INVALID_AUTHENTICATION"
+            )
     if app_id != state.app.app_id:
         raise ApiError(404, f"App {app_id} not found", "OBJECT_NOT_FOUND")
     g.rate_headers = None
 
 
-def validate_definition(data: dict) -> None:
-    """400 VALIDATION_ERROR naming the first missing or malformed required field."""
-    url = data.get("actionUrl")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise validation_error("actionUrl is required and must be an http(s) URL", "actionUrl")
-    types = data.get("objectTypes")
-    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
-        raise validation_error("objectTypes must be a non-empty list of strings", "objectTypes")
-    fields = data.get("inputFields")
-    if not isinstance(fields, list):
-        raise validation_error("inputFields must be a list", "inputFields")
-    for i, fld in enumerate(fields):
-        td = fld.get("typeDefinition") if isinstance(fld, dict) else None
-        if not isinstance(td, dict) or not td.get("name") or not td.get("type"):
-            raise validation_error(
-                f"inputFields[{i}].typeDefinition needs name and type",
-                f"inputFields[{i}].typeDefinition",
-            )
-    labels = data.get("labels")
-    en = labels.get("en") if isinstance(labels, dict) else None
-    if not isinstance(en, dict) or not en.get("actionName"):
-        raise validation_error("labels.en.actionName is required", "labels.en.actionName")
-    for name in ("outputFields", "executionRules", "inputFieldDependencies", "functions"):
-        if name in data and not isinstance(data[name], list):
-            raise validation_error(f"{name} must be a list", name)
-    if "published" in data and not isinstance(data["published"], bool):
-        raise validation_error("published must be a boolean", "published")
+def definition_routes(rule: str, **options):
+    """Register one view under the dated and the legacy v4 definition paths."""
+
+    def decorate(fn):
+        for i, prefix in enumerate((ACTIONS_DATED, ACTIONS_V4)):
+            bp.add_url_rule(prefix + rule, f"{fn.__name__}_{i}", fn, **options)
+        return fn
+
+    return decorate
 
 
 DEFINITION_FIELDS = (
@@ -575,17 +611,24 @@ DEFINITION_FIELDS = (
 )
 
 
-@bp.route("/automation/v4/actions/<int:app_id>", methods=["POST"])
+def validate_definition(data: dict) -> None:
+    """What the schema cannot say: labels.en with an actionName (HubSpot needs English)."""
+    labels = data.get("labels")
+    en = labels.get("en") if isinstance(labels, dict) else None
+    if not isinstance(en, dict) or not en.get("actionName"):
+        raise validation_error("labels.en.actionName is required", "labels.en.actionName")
+
+
+@definition_routes("/<int:app_id>", methods=["POST"])
 def create_definition(app_id: int):
     """Create an action definition (201)."""
     developer_auth(app_id)
     data = read_json_object()
+    schemas.check("definition_create", data)
     validate_definition(data)
     state = sandbox().state
     definition = {k: data[k] for k in DEFINITION_FIELDS if k in data}
-    definition.setdefault("published", False)
     definition.setdefault("outputFields", [])
-    definition.setdefault("functions", [])
     definition.setdefault("executionRules", [])
     definition.setdefault("inputFieldDependencies", [])
     definition["id"] = state.new_definition_id()
@@ -596,10 +639,11 @@ def create_definition(app_id: int):
     return jsonify(body), 201
 
 
-@bp.route("/automation/v4/actions/<int:app_id>", methods=["GET"])
+@definition_routes("/<int:app_id>", methods=["GET"])
 def list_definitions(app_id: int):
     """Paged list of the app's action definitions."""
     developer_auth(app_id)
+    schemas.check_query("definition_list_query", request.args)
     limit = parse_limit(20, 100)
     after = decode_cursor(request.args.get("after"))
     state = sandbox().state
@@ -617,7 +661,7 @@ def _definition(definition_id: str) -> dict:
     return definition
 
 
-@bp.route("/automation/v4/actions/<int:app_id>/<definition_id>", methods=["GET"])
+@definition_routes("/<int:app_id>/<definition_id>", methods=["GET"])
 def get_definition(app_id: int, definition_id: str):
     """One action definition."""
     developer_auth(app_id)
@@ -625,11 +669,12 @@ def get_definition(app_id: int, definition_id: str):
         return jsonify(dict(_definition(definition_id)))
 
 
-@bp.route("/automation/v4/actions/<int:app_id>/<definition_id>", methods=["PATCH"])
+@definition_routes("/<int:app_id>/<definition_id>", methods=["PATCH"])
 def patch_definition(app_id: int, definition_id: str):
     """Update fields of a definition; bumps ``revisionId``."""
     developer_auth(app_id)
     data = read_json_object()
+    schemas.check("definition_patch", data)
     state = sandbox().state
     with state.lock:
         current = _definition(definition_id)
@@ -641,7 +686,7 @@ def patch_definition(app_id: int, definition_id: str):
         return jsonify(dict(merged))
 
 
-@bp.route("/automation/v4/actions/<int:app_id>/<definition_id>", methods=["DELETE"])
+@definition_routes("/<int:app_id>/<definition_id>", methods=["DELETE"])
 def delete_definition(app_id: int, definition_id: str):
     """Delete a definition (204)."""
     developer_auth(app_id)
@@ -681,27 +726,28 @@ def _complete(portal: Portal, callback_id: str, output_fields, check_only: bool)
     cb.done.set()
 
 
-@bp.route("/automation/v4/actions/callbacks/<callback_id>/complete", methods=["POST"])
+@bp.route(f"{CALLBACKS_DATED}/<callback_id>/complete", methods=["POST"])
+@bp.route(f"{CALLBACKS_V4}/<callback_id>/complete", methods=["POST"])
 @portal_route(SCOPE_CALLBACKS)
 def complete_callback(portal: Portal, token, callback_id: str):
-    """Complete one blocked execution (204)."""
+    """Complete one blocked execution (204). The dated path requires ``typedOutputs``."""
     data = read_json_object()
+    dated = request.path.startswith(CALLBACKS_DATED)
+    schemas.check("callback_complete" if dated else "callback_complete_v4", data)
     with sandbox().state.lock:
         _complete(portal, callback_id, data.get("outputFields"), check_only=False)
     return "", 204
 
 
-@bp.route("/automation/v4/actions/callbacks/complete", methods=["POST"])
+@bp.route(f"{CALLBACKS_DATED}/complete", methods=["POST"])
+@bp.route(f"{CALLBACKS_V4}/complete", methods=["POST"])
 @portal_route(SCOPE_CALLBACKS)
 def complete_callbacks_batch(portal: Portal, token):
     """Complete several executions at once (204); all-or-nothing validation."""
     data = read_json_object()
-    inputs = data.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise validation_error("inputs must be a non-empty list", "inputs")
-    for i, item in enumerate(inputs):
-        if not isinstance(item, dict) or not isinstance(item.get("callbackId"), str):
-            raise validation_error(f"inputs[{i}].callbackId is required", f"inputs[{i}].callbackId")
+    dated = request.path.startswith(CALLBACKS_DATED)
+    schemas.check("callback_complete_batch" if dated else "callback_complete_batch_v4", data)
+    inputs = data["inputs"]
     with sandbox().state.lock:
         for item in inputs:
             _complete(portal, item["callbackId"], item.get("outputFields"), check_only=True)

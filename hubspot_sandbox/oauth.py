@@ -1,4 +1,9 @@
-"""OAuth 2.0 (hubspot-api.md section 1): consent page, token endpoint, token info, revoke.
+"""OAuth 2.0 (hubspot-api.md sections 1 and 8): consent page, token endpoint, token info, revoke.
+
+Served on the legacy v1 paths and on the dated ones (``/oauth/2026-03/...`` and
+``/oauth/2026-09/...``, the version of HubSpot's ``hubspot-auth-oauth-openapi.json``), whose forms
+are checked against :mod:`hubspot_sandbox.schemas` and whose introspection answers HubSpot's
+``PublicAccessTokenInfoResponse`` / ``PublicRefreshTokenInfoResponse``.
 
 Tests without a browser can skip the consent page by POSTing the form directly:
 ``POST /oauth/authorize`` with ``client_id, redirect_uri, scope, optional_scope, state,
@@ -13,6 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
+from . import schemas
 from .api import authenticate, sandbox
 from .errors import ApiError
 from .state import AccessToken, AuthCode, RefreshToken
@@ -147,6 +153,7 @@ def _token_body(access: AccessToken, ttl: float) -> dict:
 
 @bp.route("/oauth/v1/token", methods=["POST"])
 @bp.route("/oauth/2026-03/token", methods=["POST"])
+@bp.route("/oauth/2026-09/token", methods=["POST"])
 def token():
     """Exchange an authorization code or a refresh token for an access token."""
     state = sandbox().state
@@ -161,6 +168,7 @@ def token():
     refused = client_refusal(state, form)
     if refused is not None:
         return refused
+    schemas.check("oauth_token_form", form.to_dict())
     with state.lock:
         if grant == "authorization_code":
             code_text = form.get("code")
@@ -248,13 +256,21 @@ def uninstall():
 
 
 @bp.route("/oauth/2026-03/token/introspect", methods=["POST"])
+@bp.route("/oauth/2026-09/token/introspect", methods=["POST"])
 def introspect():
-    """RFC 7662-style introspection of an access or refresh token (client-authenticated)."""
+    """Introspect an access or refresh token (client-authenticated form).
+
+    Active tokens answer HubSpot's ``PublicAccessTokenInfoResponse`` (``active``, ``hub_id``,
+    ``hub_domain``, ``user``, ``user_id``, ``scopes``, ``app_id``, ``client_id``, ``expires_in``,
+    ``token``, ``token_type``, ``token_use``) or ``PublicRefreshTokenInfoResponse`` (no
+    ``expires_in``); anything else ``{"active": false}``.
+    """
     state = sandbox().state
     form = request.form
     refused = client_refusal(state, form)
     if refused is not None:
         return refused
+    schemas.check("oauth_token_hint_form", form.to_dict())
     text = form.get("token") or ""
     with state.lock:
         access = state.access_tokens.get(text)
@@ -265,20 +281,29 @@ def introspect():
             active = False
         if not active:
             return jsonify({"active": False})
+        portal = state.portals[rec.portal_id]
+        user = portal.users.get(rec.user_id)
         body = {
             "active": True,
+            "token": text,
+            "token_type": "bearer",
+            "token_use": "access_token" if access else "refresh_token",
             "client_id": state.app.client_id,
-            "hub_id": rec.portal_id,
-            "scope": " ".join(rec.scopes),
+            "app_id": state.app.app_id,
+            "hub_id": portal.id,
+            "hub_domain": portal.domain,
             "user_id": rec.user_id,
-            "token_type": "access_token" if access else "refresh_token",
+            "user": user.email if user else None,
+            "scopes": list(rec.scopes),
         }
         if access is not None:
-            body["exp"] = int(access.expires_at)
+            body["expires_in"] = int(access.expires_at - time.time())
+            body["is_private_distribution"] = False
         return jsonify(body)
 
 
 @bp.route("/oauth/2026-03/token/revoke", methods=["POST"])
+@bp.route("/oauth/2026-09/token/revoke", methods=["POST"])
 def revoke_2026():
     """Revoke a refresh token (and its access tokens) or one access token (200)."""
     state = sandbox().state
@@ -286,6 +311,7 @@ def revoke_2026():
     refused = client_refusal(state, form)
     if refused is not None:
         return refused
+    schemas.check("oauth_token_hint_form", form.to_dict())
     text = form.get("token") or ""
     with state.lock:
         refresh = state.refresh_tokens.get(text)

@@ -63,6 +63,9 @@ def parse_rate_limit(value) -> tuple[int, float] | None:
     return count, secs
 
 
+SEAT_NAMES_MODES = ("listed", "empty", "omitted")
+
+
 @dataclass
 class App:
     """The developer app registered with the sandbox."""
@@ -70,7 +73,9 @@ class App:
     client_id: str
     client_secret: str
     app_id: int
-    developer_api_key: str
+    developer_api_key: str  # the legacy v4 definitions path (``?hapikey=``)
+    # A developer OAuth token (scope developers-write): the dated definitions path (Bearer).
+    developer_token: str = field(default_factory=lambda: f"devtoken-{secrets.token_hex(8)}")
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +83,7 @@ class App:
             "client_secret": self.client_secret,
             "app_id": self.app_id,
             "developer_api_key": self.developer_api_key,
+            "developer_token": self.developer_token,
         }
 
 
@@ -232,6 +238,8 @@ class Portal:
     rate_limit: object = "default"  # "default", None (off) or (count, seconds)
     daily_cap: int = 1000
     include_state: bool = False
+    # /settings/v3/users ``seatNames``: "listed", "empty" ([] for everyone) or "omitted" (no key)
+    seat_names: str = "listed"
     faults: Faults = field(default_factory=Faults)
     # sorted int ids: team sequences, and private sequences per owner user id
     team_ids: list[int] = field(default_factory=list)
@@ -304,6 +312,7 @@ class Portal:
             "rate_limit": None if rate is None else f"{rate[0]}/{rate[1]:g}s",
             "daily_cap": self.daily_cap,
             "include_state": self.include_state,
+            "seat_names": self.seat_names,
         }
 
 
@@ -459,6 +468,7 @@ class SandboxState:
         app: App | None = None,
         token_ttl: float = 1800.0,
         rate_limit: tuple[int, float] | None = DEFAULT_RATE_LIMIT,
+        refuse_legacy: bool = False,
     ):
         self.lock = threading.RLock()
         self.app = app or App(
@@ -468,6 +478,9 @@ class SandboxState:
             developer_api_key=f"devkey-{secrets.token_hex(8)}",
         )
         self.token_ttl = float(token_ttl)
+        # Refuse HubSpot's retired/legacy paths (api.LEGACY_PREFIXES) with a 410; count them.
+        self.refuse_legacy = refuse_legacy
+        self.legacy_calls: dict[str, int] = {}
         self.rate_limit = rate_limit
         self.code_ttl = 300.0
         self.portals: dict[int, Portal] = {}
@@ -848,6 +861,8 @@ class SandboxState:
                     portal.daily_cap = int(settings["daily_cap"])
                 if "include_state" in settings:
                     portal.include_state = bool(settings["include_state"])
+                if settings.get("seat_names") in SEAT_NAMES_MODES:
+                    portal.seat_names = settings["seat_names"]
                 if "rate_limit" in settings:
                     portal.rate_limit = parse_rate_limit(settings["rate_limit"])
                 out.append(portal)

@@ -113,6 +113,7 @@ def sandbox_credentials() -> dict:
                     "client_secret": secrets.token_hex(16),
                     "app_id": str(900000 + secrets.randbelow(99999)),
                     "developer_api_key": secrets.token_hex(12),
+                    "developer_token": "devtoken-" + secrets.token_hex(12),
                 }
             )
         )
@@ -137,6 +138,9 @@ def run() -> int:
             HUBSPOT_CLIENT_SECRET=creds["client_secret"],
             HUBSPOT_APP_ID=creds["app_id"],
             HUBSPOT_DEVELOPER_API_KEY=creds["developer_api_key"],
+            # Files written before the developer token existed get one now.
+            HUBSPOT_DEVELOPER_TOKEN=creds.get("developer_token")
+            or "devtoken-" + creds["developer_api_key"],
             HUBSPOT_API_BASE=base,
             HUBSPOT_AUTHORIZE_URL=f"{base}/oauth/authorize",
             HUBSPOT_APP_BASE=base,

@@ -216,6 +216,7 @@ SANDBOX_CONFIG_KEYS = (
     "HUBSPOT_CLIENT_SECRET",
     "HUBSPOT_APP_ID",
     "HUBSPOT_DEVELOPER_API_KEY",
+    "HUBSPOT_DEVELOPER_TOKEN",
     "HUBSPOT_MAX_RETRIES",
     "HUBSPOT_RETRY_BACKOFF",
     "HUBSPOT_RETRY_BACKOFF_MAX",
@@ -291,6 +292,7 @@ def sandbox(app, _sandbox_server):
         HUBSPOT_CLIENT_SECRET=sandbox_app.client_secret,
         HUBSPOT_APP_ID=str(sandbox_app.app_id),
         HUBSPOT_DEVELOPER_API_KEY=sandbox_app.developer_api_key,
+        HUBSPOT_DEVELOPER_TOKEN=sandbox_app.developer_token,
         # Retries with tiny delays keep fault tests fast.
         HUBSPOT_MAX_RETRIES=4,
         HUBSPOT_RETRY_BACKOFF=0.01,

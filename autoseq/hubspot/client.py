@@ -29,6 +29,7 @@ from ..models import ConnectionStatus, HubSpotConnection
 from . import oauth, tokens
 from .errors import HubSpotAuthError, HubSpotClientError, HubSpotError, NeedsReconnect
 from .http import Transport
+from .versions import CALLBACKS_API, SEQUENCES_API
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,12 @@ class HubSpotClient:
         return self.paginate("/crm/v3/owners", params)
 
     def iter_sequences(self, user_id) -> Iterator[dict]:
-        """The sequences user ``user_id`` sees (``/automation/v4/sequences?userId=``)."""
-        return self.paginate("/automation/v4/sequences", {"userId": str(user_id)})
+        """The sequences user ``user_id`` sees (``GET {SEQUENCES_API}?userId=``)."""
+        return self.paginate(SEQUENCES_API, {"userId": str(user_id)})
 
     def get_sequence(self, sequence_id, user_id) -> dict:
         """One sequence with its steps."""
-        return self.get(f"/automation/v4/sequences/{sequence_id}", {"userId": str(user_id)})
+        return self.get(f"{SEQUENCES_API}/{sequence_id}", {"userId": str(user_id)})
 
     def enroll(
         self, user_id, contact_id, sequence_id, sender_email: str, sender_alias: str | None = None
@@ -168,32 +169,38 @@ class HubSpotClient:
         }
         if sender_alias:
             body["senderAliasAddress"] = sender_alias
-        return self.post(
-            "/automation/v4/sequences/enrollments", json=body, params={"userId": str(user_id)}
-        )
+        return self.post(f"{SEQUENCES_API}/enrollments", json=body, params={"userId": str(user_id)})
 
     def get_contact_enrollment(self, contact_id) -> dict | None:
         """The contact's current enrollment, or None when it is in no sequence (404)."""
         try:
-            return self.get(f"/automation/v4/sequences/enrollments/contact/{contact_id}")
+            return self.get(f"{SEQUENCES_API}/enrollments/contact/{contact_id}")
         except HubSpotClientError as exc:
             if exc.status == 404:
                 return None
             raise
 
     def complete_callback(self, callback_id: str, output_fields: dict) -> None:
-        """Complete one blocked workflow action execution."""
+        """Complete one blocked workflow action execution.
+
+        The dated path's ``CallbackCompletionRequest`` requires ``outputFields`` (string values)
+        and ``typedOutputs`` (an object; ours are all plain strings, so it is empty):
+        ``hubspot-automation-actions-v4-openapi.json`` version 2026-09.
+        """
         self.post(
-            f"/automation/v4/actions/callbacks/{callback_id}/complete",
-            json={"outputFields": output_fields},
+            f"{CALLBACKS_API}/{callback_id}/complete",
+            json={"outputFields": output_fields, "typedOutputs": {}},
         )
 
     def complete_callbacks(self, items: Iterable[tuple[str, dict]]) -> None:
-        """Complete many executions, batched (100 per call)."""
-        inputs = [{"callbackId": cid, "outputFields": fields} for cid, fields in items]
+        """Complete many executions, batched (100 per call); each input carries ``callbackId``,
+        ``outputFields`` and ``typedOutputs`` (``CallbackCompletionBatchRequest``)."""
+        inputs = [
+            {"callbackId": cid, "outputFields": fields, "typedOutputs": {}} for cid, fields in items
+        ]
         for start in range(0, len(inputs), BATCH_COMPLETE_SIZE):
             self.post(
-                "/automation/v4/actions/callbacks/complete",
+                f"{CALLBACKS_API}/complete",
                 json={"inputs": inputs[start : start + BATCH_COMPLETE_SIZE]},
             )
 

@@ -37,7 +37,7 @@ def _timeout(setting) -> tuple[float, float]:
     return DEFAULT_TIMEOUT[0], float(setting)
 
 
-_TOKEN_IN_PATH = re.compile(r"(/(?:access-tokens|refresh-tokens)/)[^/?]+")
+_TOKEN_IN_PATH = re.compile(r"(/(?:access-tokens|refresh-tokens)/|[?&]hapikey=)[^/?&\s]+")
 _DROPPED = (
     requests.ConnectionError,
     requests.Timeout,
@@ -46,13 +46,14 @@ _DROPPED = (
 
 
 def safe_path(path: str) -> str:
-    """``path`` with any token in it masked: the only form of a path we put in logs or errors."""
+    """``path`` with any token or developer key in it masked: the only form of a path we put in
+    logs or errors."""
     return _TOKEN_IN_PATH.sub(r"\1***", path)
 
 
 class RedactTokens(logging.Filter):
-    """Mask tokens in URL paths that urllib3 logs at DEBUG (token info and revoke put the token
-    in the path, by HubSpot's design)."""
+    """Mask secrets in URLs that urllib3 logs at DEBUG (HubSpot's legacy token info and revoke
+    put the token in the path; the legacy action definitions take ``?hapikey=``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

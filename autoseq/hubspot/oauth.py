@@ -1,7 +1,18 @@
-"""HubSpot OAuth 2.0 (hubspot-api.md §1): authorize URL, code exchange, refresh, token info, revoke.
+"""HubSpot OAuth 2.0 (hubspot-api.md §1, §8): authorize URL, code exchange, refresh, token info,
+revoke.
 
-The token endpoint path lives in :data:`TOKEN_PATH` and nowhere else: v1 is announced for sunset
-(2027-02-16); switching to ``/oauth/2026-03/token`` (same form fields) is that one line.
+Every call goes to HubSpot's date-versioned OAuth endpoints (:data:`~.versions.OAUTH_API`); the v1
+endpoints are sunset on 2027-02-16. Shapes from HubSpot's ``hubspot-auth-oauth-openapi.json``
+(version 2026-09, in ``api-evangelist/hubspot`` ``openapi/_original/``):
+
+- ``POST {OAUTH_API}/token``, form ``grant_type`` (authorization_code | refresh_token),
+  ``code``, ``redirect_uri``, ``refresh_token``, ``client_id``, ``client_secret``; answer
+  ``AccessTokenResponse``: ``access_token``, ``refresh_token``, ``expires_in``, ``token_type``,
+  ``token_use``, and ``hub_id``, ``user_id``, ``scopes``.
+- ``POST {OAUTH_API}/token/introspect``, form ``client_id``, ``client_secret``, ``token``,
+  ``token_type_hint``; answer ``PublicAccessTokenInfoResponse``: ``active``, ``hub_id``,
+  ``hub_domain``, ``user``, ``user_id``, ``scopes[]``, ``app_id``, ``client_id``, ``expires_in``.
+- ``POST {OAUTH_API}/token/revoke``, same form; the spec documents no success body.
 """
 
 from __future__ import annotations
@@ -12,10 +23,11 @@ from urllib.parse import urlencode
 
 from .errors import HubSpotClientError, HubSpotError
 from .http import Transport
+from .versions import OAUTH_API
 
-TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 (a path, not a secret)
-TOKEN_INFO_PATH = "/oauth/v1/access-tokens/{token}"  # noqa: S105
-REVOKE_REFRESH_PATH = "/oauth/v1/refresh-tokens/{token}"
+TOKEN_PATH = OAUTH_API + "/token"  # noqa: S105 (a path, not a secret)
+INTROSPECT_PATH = OAUTH_API + "/token/introspect"
+REVOKE_PATH = OAUTH_API + "/token/revoke"
 CALLBACK_PATH = "/hubspot/oauth/callback"
 
 SCOPES = (
@@ -125,9 +137,23 @@ def refresh(transport: Transport, config, refresh_token: str) -> TokenSet:
     )
 
 
-def token_info(transport: Transport, access_token: str) -> TokenInfo:
-    """Read the portal id, hub domain, installing user and scopes of an access token."""
-    body = transport.request("GET", TOKEN_INFO_PATH.format(token=access_token)).json()
+def _client_form(config, token: str, hint: str) -> dict:
+    return {
+        "client_id": config["HUBSPOT_CLIENT_ID"],
+        "client_secret": config["HUBSPOT_CLIENT_SECRET"],
+        "token": token,
+        "token_type_hint": hint,
+    }
+
+
+def token_info(transport: Transport, config, access_token: str) -> TokenInfo:
+    """Read the portal id, hub domain, installing user and scopes of an access token
+    (introspection; the token travels in the form body, never in a URL)."""
+    body = transport.request(
+        "POST", INTROSPECT_PATH, data=_client_form(config, access_token, "access_token")
+    ).json()
+    if body.get("active") is False:
+        raise HubSpotError("HubSpot says the new access token is not active", status=200)
     try:
         hub_id = int(body["hub_id"])
     except (KeyError, TypeError, ValueError):
@@ -144,10 +170,12 @@ def token_info(transport: Transport, access_token: str) -> TokenInfo:
     )
 
 
-def revoke_refresh_token(transport: Transport, refresh_token: str) -> bool:
+def revoke_refresh_token(transport: Transport, config, refresh_token: str) -> bool:
     """Revoke a refresh token at HubSpot. True when revoked, False when HubSpot did not know it."""
     try:
-        transport.request("DELETE", REVOKE_REFRESH_PATH.format(token=refresh_token))
+        transport.request(
+            "POST", REVOKE_PATH, data=_client_form(config, refresh_token, "refresh_token")
+        )
     except HubSpotClientError as exc:
         if exc.status in (400, 404):
             return False

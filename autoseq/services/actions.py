@@ -1,8 +1,9 @@
 """The *Enroll in sequence* workflow action: its definition, publishing it, and its dropdowns.
 
-The definition is built from configuration (hubspot-api.md section 4) and published with the
-developer API key. Dropdown options are answered from the database only: HubSpot waits for them
-while a person edits a workflow, so they never call HubSpot.
+The definition is built from configuration (hubspot-api.md section 4) and published with a
+developer OAuth token (dated path) or the developer API key (legacy path). Dropdown options are
+answered from the database only: HubSpot waits for them while a person edits a workflow, so they
+never call HubSpot.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import base64
 import json
 from dataclasses import dataclass
 
-import requests
 from sqlalchemy import func
 
 from ..extensions import db
+from ..hubspot.errors import HubSpotError
+from ..hubspot.http import Transport
+from ..hubspot.versions import ACTIONS_API, LEGACY_ACTIONS_API
 from ..models import HubSpotUser, Mailbox, PublishedAction, Rotation, Sequence
 from ..models.base import utcnow
 from ..models.sequences import sort_key as sequence_sort_key
@@ -45,12 +48,36 @@ class PublishError(Exception):
     """Publishing the definition failed; the message says why."""
 
 
+# The definition follows ``PublicActionDefinitionEgg`` of HubSpot's
+# ``hubspot-automation-actions-v4-openapi.json`` (version 2026-09, ``api-evangelist/hubspot``
+# ``openapi/_original/``), and constructs as the official ``hubspot-api-client`` models
+# (``hubspot.automation.actions.models``), which require a few fields the spec leaves optional
+# (``externalOptions``; every field of an ``Option``). tests/actions/test_definition.py checks both.
+CONTACT_PROPERTIES = ("firstname", "lastname", "email")
+
+
+def _option(option: dict, order: int) -> dict:
+    """An option as HubSpot's ``Option`` (the SDK model requires all seven fields)."""
+    return {
+        "label": option["label"],
+        "value": option["value"],
+        "description": option.get("description", ""),
+        "displayOrder": order,
+        "doubleData": 0,
+        "hidden": False,
+        "readOnly": False,
+    }
+
+
 def _select(name: str, options_url: str | None, required: bool, options=()) -> dict:
+    """An input dropdown: ``PublicInputFieldDefinition`` (``supportedValueTypes`` from the
+    spec's enum STATIC_VALUE | OBJECT_PROPERTY)."""
     type_definition = {
         "name": name,
         "type": "enumeration",
         "fieldType": "select",
-        "options": list(options),
+        "options": [_option(o, i) for i, o in enumerate(options)],
+        "externalOptions": bool(options_url),
     }
     if options_url:
         type_definition["optionsUrl"] = options_url
@@ -62,26 +89,46 @@ def _select(name: str, options_url: str | None, required: bool, options=()) -> d
 
 
 def _output(name: str, options=None) -> dict:
-    type_definition = {"name": name, "type": "string", "fieldType": "text"}
+    """An output field: ``OutputFieldDefinition`` is ``typeDefinition`` only (no
+    ``supportedValueTypes``); its ``FieldTypeDefinition`` requires ``externalOptions``,
+    ``name``, ``options``, ``schema``, ``type`` and ``useChirp``. All our outputs are strings."""
+    type_definition = {"name": name, "type": "string", "fieldType": "text", "options": []}
     if options is not None:
-        type_definition = {
-            "name": name,
-            "type": "enumeration",
-            "fieldType": "select",
-            "options": [{"label": o.replace("_", " ").capitalize(), "value": o} for o in options],
-        }
-    return {"typeDefinition": type_definition, "supportedValueTypes": ["STATIC_VALUE"]}
+        type_definition.update(
+            type="enumeration",
+            fieldType="select",
+            options=[
+                _option({"label": o.replace("_", " ").capitalize(), "value": o}, i)
+                for i, o in enumerate(options)
+            ],
+        )
+    type_definition.update(externalOptions=False, useChirp=False, schema={"type": "STRING"})
+    return {"typeDefinition": type_definition}
+
+
+def _dependency(controlling: str, value: str, dependents: list[str]) -> dict:
+    """``PublicConditionalSingleFieldDependency``: dependencyType is SINGLE_FIELD or
+    CONDITIONAL_SINGLE_FIELD, nothing else (the spec's oneOf, and the SDK's enum)."""
+    return {
+        "dependencyType": "CONDITIONAL_SINGLE_FIELD",
+        "controllingFieldName": controlling,
+        "controllingFieldValue": value,
+        "dependentFieldNames": dependents,
+    }
 
 
 def build_definition(public_base_url: str) -> dict:
-    """The action definition, as POSTed or PATCHed to ``/automation/v4/actions/{appId}``."""
+    """The action definition, exactly as ``publish-action`` POSTs or PATCHes it (and as
+    ``publish-action --show`` prints it); the one builder of it."""
     base = public_base_url.rstrip("/")
     options_url = base + OPTIONS_PATH
     return {
         "actionUrl": base + ENROLL_PATH,
         "published": True,
         "objectTypes": ["CONTACT"],
-        "objectRequestOptions": {"properties": ["email"]},
+        # The enrolled contact's properties HubSpot includes in each execution request
+        # (``PublicObjectRequestOptions``): the address and the name, at no extra call.
+        "objectRequestOptions": {"properties": list(CONTACT_PROPERTIES)},
         "inputFields": [
             _select("sequence", options_url, True),
             _select("send_from", None, True, SEND_FROM_OPTIONS),
@@ -89,18 +136,8 @@ def build_definition(public_base_url: str) -> dict:
             _select("rotation", options_url, False),
         ],
         "inputFieldDependencies": [
-            {
-                "dependencyType": "CONDITIONAL",
-                "controllingFieldName": "send_from",
-                "controllingFieldValue": "mailbox",
-                "dependentFieldNames": ["mailbox"],
-            },
-            {
-                "dependencyType": "CONDITIONAL",
-                "controllingFieldName": "send_from",
-                "controllingFieldValue": "rotation",
-                "dependentFieldNames": ["rotation"],
-            },
+            _dependency("send_from", "mailbox", ["mailbox"]),
+            _dependency("send_from", "rotation", ["rotation"]),
         ],
         "outputFields": [
             _output("enrollment_status", OUTCOMES),
@@ -163,35 +200,62 @@ class PublishResult:
     action_url: str
 
 
-def _developer_request(config, method: str, path: str, **kwargs) -> requests.Response:
-    url = config["HUBSPOT_API_BASE"] + path
-    params = dict(kwargs.pop("params", {}) or {})
-    params["hapikey"] = config["HUBSPOT_DEVELOPER_API_KEY"]
-    try:
-        return requests.request(method, url, params=params, timeout=15, **kwargs)
-    except requests.RequestException as exc:
-        raise PublishError(f"HubSpot could not be reached: {type(exc).__name__}") from exc
+class _Developer:
+    """Calls to the app's action definitions, through the one HubSpot transport.
+
+    With ``HUBSPOT_DEVELOPER_TOKEN`` (a developer OAuth token with ``developers-write``): the dated
+    path, Bearer. Otherwise with ``HUBSPOT_DEVELOPER_API_KEY``: the legacy v4 path, ``?hapikey=``
+    (the two security schemes of ``hubspot-automation-actions-v4-openapi.json``).
+    """
+
+    def __init__(self, config, app_id: str):
+        self.token = config.get("HUBSPOT_DEVELOPER_TOKEN")
+        self.key = None if self.token else config.get("HUBSPOT_DEVELOPER_API_KEY")
+        if not app_id or not (self.token or self.key):
+            raise PublishError(
+                "HUBSPOT_APP_ID and HUBSPOT_DEVELOPER_TOKEN (or, for the legacy path, "
+                "HUBSPOT_DEVELOPER_API_KEY) must be set"
+            )
+        self.path = f"{ACTIONS_API if self.token else LEGACY_ACTIONS_API}/{app_id}"
+        self.transport = Transport.from_config(config, rate_limited=False)
+
+    def request(self, method: str, suffix: str = "", *, params=None, json=None) -> dict:
+        params = dict(params or {})
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        else:
+            params["hapikey"] = self.key
+        try:
+            response = self.transport.request(
+                method, self.path + suffix, params=params, json=json, headers=headers
+            )
+        except HubSpotError as exc:
+            raise PublishError(_error_text(exc)) from None
+        try:
+            return response.json()
+        except ValueError:
+            raise PublishError(
+                f"HubSpot answered {response.status_code} with something that is not JSON"
+            ) from None
+
+    def close(self) -> None:
+        self.transport.close()
 
 
-def _error_text(response: requests.Response) -> str:
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return f"HubSpot answered {response.status_code}: {message or response.text[:200]}"
+def _error_text(exc: HubSpotError) -> str:
+    if exc.status is None:
+        return f"HubSpot could not be reached: {exc.message}"
+    return f"HubSpot answered {exc.status}: {exc.message}"
 
 
-def _existing_definitions(config, app_id: str) -> list[dict]:
+def _existing_definitions(developer: _Developer) -> list[dict]:
     found, after = [], None
     while True:
         params = {"limit": 100}
         if after:
             params["after"] = after
-        path = f"/automation/v4/actions/{app_id}"
-        response = _developer_request(config, "GET", path, params=params)
-        if response.status_code != 200:
-            raise PublishError(_error_text(response))
-        data = response.json()
+        data = developer.request("GET", params=params)
         found.extend(data.get("results") or [])
         after = ((data.get("paging") or {}).get("next") or {}).get("after")
         if not after:
@@ -212,28 +276,24 @@ def publish_action(config) -> PublishResult:
     Lists the app's definitions, PATCHes ours when it exists (by the id published last, else by
     its action URL), POSTs it otherwise, and stores the outcome in :class:`PublishedAction`.
     """
-    app_id = config.get("HUBSPOT_APP_ID")
-    if not app_id or not config.get("HUBSPOT_DEVELOPER_API_KEY"):
-        raise PublishError("HUBSPOT_APP_ID and HUBSPOT_DEVELOPER_API_KEY must both be set")
-    app_id = str(app_id)
-    body = build_definition(config["PUBLIC_BASE_URL"])
-    record = db.session.scalar(db.select(PublishedAction).filter_by(app_id=app_id))
-    known_id = record.definition_id if record else None
-    existing = [
-        d for d in _existing_definitions(config, app_id) if _is_ours(d, known_id, body["actionUrl"])
-    ]
-    existing.sort(key=lambda d: str(d.get("id")) != known_id)  # the one we published first
-    path = f"/automation/v4/actions/{app_id}"
-    if existing:
-        definition_id = str(existing[0]["id"])
-        response = _developer_request(config, "PATCH", f"{path}/{definition_id}", json=body)
-        created = False
-    else:
-        response = _developer_request(config, "POST", path, json=body)
-        created = True
-    if response.status_code not in (200, 201):
-        raise PublishError(_error_text(response))
-    data = response.json()
+    app_id = str(config.get("HUBSPOT_APP_ID") or "")
+    developer = _Developer(config, app_id)
+    try:
+        body = build_definition(config["PUBLIC_BASE_URL"])
+        record = db.session.scalar(db.select(PublishedAction).filter_by(app_id=app_id))
+        known_id = record.definition_id if record else None
+        existing = [
+            d for d in _existing_definitions(developer) if _is_ours(d, known_id, body["actionUrl"])
+        ]
+        existing.sort(key=lambda d: str(d.get("id")) != known_id)  # the one we published first
+        if existing:
+            data = developer.request("PATCH", f"/{existing[0]['id']}", json=body)
+            created = False
+        else:
+            data = developer.request("POST", json=body)
+            created = True
+    finally:
+        developer.close()
     definition_id = str(data.get("id"))
     revision = data.get("revisionId")
     if record is None:

@@ -138,7 +138,7 @@ def complete_connect(config, state: OAuthState, code: str) -> ConnectOutcome:
                 "HubSpot refused the authorization (the code expired or was already used). "
                 "Click Connect HubSpot to try again.",
             ) from None
-        info = oauth.token_info(transport, issued.access_token)
+        info = oauth.token_info(transport, config, issued.access_token)
     except HubSpotError as exc:
         log.warning("HubSpot connect failed: %s", exc)
         raise ConnectError(
@@ -248,7 +248,7 @@ def _revoke_quietly(config, connection: HubSpotConnection) -> str | None:
         return None
     transport = Transport.from_config(config, rate_limited=False)
     try:
-        oauth.revoke_refresh_token(transport, refresh_token)
+        oauth.revoke_refresh_token(transport, config, refresh_token)
     except HubSpotError as exc:
         log.warning("revoking the refresh token of portal %s failed: %s", connection.portal_id, exc)
         return f"HubSpot did not confirm the revocation ({exc.message})"

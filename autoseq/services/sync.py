@@ -191,12 +191,31 @@ class UserListing:
     archived_owners: list = field(default_factory=list)  # /crm/v3/owners?archived=true
 
 
+SEAT_WORDS = ("sales", "service")
+
+
+def has_sending_seat(seat_names) -> bool:
+    """Whether a user may send sequences, as far as ``seatNames`` says it plainly.
+
+    Sequences need a Sales Hub or Service Hub seat (hubspot-api.md section 2). ``seatNames`` on
+    ``/settings/v3/users`` is newer and not in every portal's answer (section 8): absent, null, an
+    empty list or anything but a list of names says nothing, and counts as a seat (HubSpot still
+    refuses an enrollment by a user without one). Only a list of seat names none of which is a
+    Sales or Service seat says "no seat".
+    """
+    if not isinstance(seat_names, list):
+        return True
+    names = [n.lower() for n in seat_names if isinstance(n, str) and n.strip()]
+    if not names:
+        return True
+    return any(word in name for name in names for word in SEAT_WORDS)
+
+
 def merge_users(listing: UserListing) -> tuple[dict[str, dict], int]:
     """Merge users and owners into records keyed by HubSpot user id; returns (records, skipped).
 
     Users listed by /settings/v3/users are active; archived owners' users are inactive. The owner
-    id is joined through ``owner.userId``. A missing ``seatNames`` (older API) counts as a seat:
-    HubSpot still refuses an enrollment by a user without one, and we must not hide sequences.
+    id is joined through ``owner.userId``. ``has_seat`` is :func:`has_sending_seat`.
     """
     records: dict[str, dict] = {}
     skipped = 0
@@ -206,7 +225,6 @@ def merge_users(listing: UserListing) -> tuple[dict[str, dict], int]:
         if not uid or not isinstance(email, str) or "@" not in email:
             skipped += 1
             continue
-        seats = item.get("seatNames")
         records[uid] = {
             "hubspot_user_id": uid,
             "owner_id": None,
@@ -214,7 +232,7 @@ def merge_users(listing: UserListing) -> tuple[dict[str, dict], int]:
             "first_name": _short(item.get("firstName") or "", 120),
             "last_name": _short(item.get("lastName") or "", 120),
             "active": True,
-            "has_seat": bool(seats) if isinstance(seats, list) else seats is None,
+            "has_seat": has_sending_seat(item.get("seatNames")),
             "super_admin": item.get("superAdmin") is True,
         }
     for archived, items in ((False, listing.owners), (True, listing.archived_owners)):
@@ -519,7 +537,10 @@ class Fetched:
 def fetch_portal(
     client, progress: Callable[[dict], None] | None = None, extra_clients: Sequence_ = ()
 ) -> Fetched:
-    """Read users, owners and every sequence each active user with a seat sees.
+    """Read users, owners and every sequence each active user sees.
+
+    Sequences are listed for every active user, seat or not: whether a user may send must not
+    hang on ``seatNames`` alone; a user HubSpot will not list is kept as unreadable.
 
     With ``extra_clients`` (more clients of the same portal, built by the caller), the users'
     listings are fetched by that many more threads at once; every call still takes a slot of the
@@ -535,12 +556,11 @@ def fetch_portal(
         archived_owners=list(client.iter_owners(archived=True)),
     )
     users, skipped = merge_users(listing)
-    senders = sorted(uid for uid, r in users.items() if r["active"] and r["has_seat"])
+    senders = sorted(uid for uid, r in users.items() if r["active"])
     if not senders:
         # Without anyone to list sequences for, every sequence would look deleted.
         raise SyncAborted(
-            "HubSpot listed no active user with a Sales or Service seat, so no sequence could "
-            "be read; nothing was changed."
+            "HubSpot listed no active user, so no sequence could be read; nothing was changed."
         )
     merger = SequenceMerger(senders)
     unreadable: set[str] = set()
@@ -573,7 +593,7 @@ def fetch_portal(
         }
     )
     records = merger.records()
-    # Nobody lists the private sequences of users without a seat or deactivated: not seeing
+    # Nobody lists the private sequences of deactivated users: not seeing
     # them is no evidence they were deleted, so they are kept as they were.
     unlisted = {uid for uid in users if uid not in merger.sender_ids}
     return Fetched(users, records, unreadable | unlisted, skipped + merger.skipped)

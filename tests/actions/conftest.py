@@ -37,6 +37,7 @@ _KEYS = (
     "HUBSPOT_CLIENT_SECRET",
     "HUBSPOT_APP_ID",
     "HUBSPOT_DEVELOPER_API_KEY",
+    "HUBSPOT_DEVELOPER_TOKEN",
     "HUBSPOT_RATE_LIMIT",
     "HUBSPOT_RETRY_BACKOFF",
     "HUBSPOT_RATE_LIMIT_MAX_WAIT",
@@ -207,7 +208,7 @@ def oauth_tokens(server: SandboxServer, portal_id: int) -> dict:
     )
     code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
     resp = http.post(
-        f"{server.url}/oauth/v1/token",
+        f"{server.url}/oauth/2026-09/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
@@ -238,6 +239,7 @@ def action_sandbox(app):
         HUBSPOT_CLIENT_SECRET=state.app.client_secret,
         HUBSPOT_APP_ID=str(state.app.app_id),
         HUBSPOT_DEVELOPER_API_KEY=state.app.developer_api_key,
+        HUBSPOT_DEVELOPER_TOKEN=state.app.developer_token,
         HUBSPOT_RATE_LIMIT=(100_000, 10.0),
         HUBSPOT_RETRY_BACKOFF=0.01,
         HUBSPOT_RETRY_BACKOFF_MAX=0.05,

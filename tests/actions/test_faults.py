@@ -146,7 +146,7 @@ def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    enroll_key = "POST /automation/v4/sequences/enrollments"
+    enroll_key = "POST /automation/sequences/2026-03/enrollments"
     try:
         assert wait_until(lambda: world.admin.stats()["by_path"].get(enroll_key), timeout=30)
     finally:

@@ -26,7 +26,7 @@ def test_the_published_definition_has_the_contracted_shape(world):
         ("send_from", "mailbox"),
         ("send_from", "rotation"),
     }
-    assert all(d["dependencyType"] == "CONDITIONAL" for d in dependencies)
+    assert all(d["dependencyType"] == "CONDITIONAL_SINGLE_FIELD" for d in dependencies)
     outputs = [f["typeDefinition"]["name"] for f in definition["outputFields"]]
     assert outputs == ["enrollment_status", "failure_reason", "sender_email", "sequence_name"]
     labels = definition["labels"]["en"]
@@ -60,14 +60,31 @@ def test_the_cli_command_publishes(world, runner):
 
 def test_the_cli_command_explains_missing_settings(world, runner, app):
     app.config["HUBSPOT_DEVELOPER_API_KEY"] = None
+    app.config["HUBSPOT_DEVELOPER_TOKEN"] = None
     result = runner.invoke(args=["hubspot", "publish-action"])
-    assert result.exit_code != 0 and "HUBSPOT_DEVELOPER_API_KEY" in result.output
+    assert result.exit_code != 0 and "HUBSPOT_DEVELOPER_TOKEN" in result.output
+
+
+def test_a_wrong_developer_token_is_reported(world, runner, app):
+    app.config["HUBSPOT_DEVELOPER_TOKEN"] = "wrong"
+    result = runner.invoke(args=["hubspot", "publish-action"])
+    assert result.exit_code != 0 and "401" in result.output
 
 
 def test_a_wrong_developer_key_is_reported(world, runner, app):
+    app.config["HUBSPOT_DEVELOPER_TOKEN"] = None
     app.config["HUBSPOT_DEVELOPER_API_KEY"] = "wrong"
     result = runner.invoke(args=["hubspot", "publish-action"])
     assert result.exit_code != 0 and "401" in result.output
+
+
+def test_publishing_goes_through_the_transport_and_keeps_secrets_out_of_logs(world, app, caplog):
+    caplog.set_level("DEBUG")
+    caplog.set_level("DEBUG", logger="urllib3")  # whatever level an earlier test left on it
+    app.config["HUBSPOT_DEVELOPER_TOKEN"] = None  # the legacy path puts the key in the URL
+    action_service.publish_action(app.config)
+    assert "hapikey=***" in caplog.text
+    assert app.config["HUBSPOT_DEVELOPER_API_KEY"] not in caplog.text
 
 
 def test_the_status_partial_shows_the_publication(world, app):

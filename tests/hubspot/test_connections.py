@@ -207,3 +207,30 @@ def test_old_key_listed_after_the_new_one_still_decrypts(app, connected_workspac
         assert client.get("/crm/v3/owners", {"limit": 1})["results"]
     finally:
         app.config["TOKEN_ENCRYPTION_KEYS"] = old_keys
+
+
+# -- current API versions -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def retired_refused(sandbox_admin):
+    """The shared sandbox refuses HubSpot's retired paths (410) for this test only."""
+    sandbox_admin.patch("/legacy", {"refuse": True})
+    before = dict(sandbox_admin.get("/legacy")["calls"])
+    yield before
+    sandbox_admin.patch("/legacy", {"refuse": False})
+
+
+def test_connect_sync_and_disconnect_use_only_current_paths(
+    retired_refused, sandbox_admin, connected_workspace, logged_in, sandbox
+):
+    from autoseq.services.sync import run_sync
+
+    connection = _connection(connected_workspace.id)
+    assert connection.status == "connected" and connection.hub_domain  # exchange + introspect
+    refresh_token = tokens.decrypt(connection.refresh_token_enc)
+    assert run_sync(connected_workspace.id).status == "succeeded"
+    logged_in.post_form(f"/w/{connected_workspace.id}/settings/hubspot/disconnect")
+    with sandbox.state.lock:
+        assert sandbox.state.refresh_tokens[refresh_token].revoked  # the dated revoke
+    assert sandbox_admin.get("/legacy")["calls"] == retired_refused

@@ -87,3 +87,6 @@ def test_401_is_an_auth_error():
 def test_tokens_in_paths_are_masked():
     assert safe_path("/oauth/v1/access-tokens/sbx-at-secret") == "/oauth/v1/access-tokens/***"
     assert safe_path("/oauth/v1/refresh-tokens/rt?x=1") == "/oauth/v1/refresh-tokens/***?x=1"
+    assert safe_path("/automation/v4/actions/1?limit=5&hapikey=k-1&x=2") == (
+        "/automation/v4/actions/1?limit=5&hapikey=***&x=2"
+    )

@@ -55,7 +55,7 @@ class Client:
 
     def exchange(self, code: str, redirect_uri=REDIRECT, secret=None) -> requests.Response:
         return self.http.post(
-            f"{self.url}/oauth/v1/token",
+            f"{self.url}/oauth/2026-09/token",
             data={
                 "grant_type": "authorization_code",
                 "code": code,
@@ -67,7 +67,7 @@ class Client:
 
     def refresh(self, refresh_token: str) -> requests.Response:
         return self.http.post(
-            f"{self.url}/oauth/v1/token",
+            f"{self.url}/oauth/2026-09/token",
             data={
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,

@@ -30,18 +30,33 @@ def definition_body(url: str, options_url: str | None = None) -> dict:
 
 def create_definition(demo, url, options_url=None) -> str:
     resp = demo.http.post(
-        f"{demo.url}/automation/v4/actions/{demo.app.app_id}",
-        params={"hapikey": demo.app.developer_api_key},
+        f"{demo.url}/automation/actions/2026-09/{demo.app.app_id}",
+        headers={"Authorization": f"Bearer {demo.app.developer_token}"},
         json=definition_body(url, options_url),
     )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
 
-def test_definition_crud(demo):
+def test_definition_crud_on_the_dated_path_with_the_developer_token(demo):
+    base = f"{demo.url}/automation/actions/2026-09/{demo.app.app_id}"
+    bearer = {"Authorization": f"Bearer {demo.app.developer_token}"}
+    did = create_definition(demo, "http://127.0.0.1:1/x")
+    got = demo.http.get(f"{base}/{did}", headers=bearer).json()
+    assert got["revisionId"] == "1"
+    patched = demo.http.patch(f"{base}/{did}", headers=bearer, json={"published": False})
+    assert patched.status_code == 200 and patched.json()["revisionId"] == "2"
+    # the developer key is the legacy path's credential, not the dated path's
+    assert demo.http.get(base, params={"hapikey": demo.app.developer_api_key}).status_code == 401
+    assert demo.http.delete(f"{base}/{did}", headers=bearer).status_code == 204
+
+
+def test_definition_crud_on_the_legacy_path(demo):
     base = f"{demo.url}/automation/v4/actions/{demo.app.app_id}"
     key = {"hapikey": demo.app.developer_api_key}
-    did = create_definition(demo, "http://127.0.0.1:1/x")
+    did = demo.http.post(base, params=key, json=definition_body("http://127.0.0.1:1/x")).json()[
+        "id"
+    ]
     got = demo.http.get(f"{base}/{did}", params=key).json()
     assert got["revisionId"] == "1" and got["labels"]["en"]["actionName"]
     patched = demo.http.patch(f"{base}/{did}", params=key, json={"published": False})
@@ -64,7 +79,7 @@ def test_definition_auth_and_validation(demo):
     body = definition_body("http://127.0.0.1:1/x")
     for field, broken in (
         ("actionUrl", None),
-        ("objectTypes", []),
+        ("objectTypes", "CONTACT"),
         ("inputFields", "x"),
         ("labels", {"en": {}}),
     ):
@@ -199,25 +214,26 @@ def test_block_then_completion(demo, demo_token, portal):
         out = _fire(demo, portal, did, ["1001", "1002", "1003"])
         assert {r["status"] for r in out["results"]} == {"blocked"}
         first, second, third = out["callbackIds"]
-        done = {"outputFields": {"hs_execution_state": "SUCCESS", "enrollment": "ok"}}
-        resp = demo.api(
-            "POST", f"/automation/v4/actions/callbacks/{first}/complete", demo_token, json=done
-        )
+        done = {
+            "outputFields": {"hs_execution_state": "SUCCESS", "enrollment": "ok"},
+            "typedOutputs": {},
+        }
+        path = f"/automation/actions/callbacks/2026-09/{first}/complete"
+        resp = demo.api("POST", path, demo_token, json=done)
         assert resp.status_code == 204
-        again = demo.api(
-            "POST", f"/automation/v4/actions/callbacks/{first}/complete", demo_token, json=done
-        )
+        again = demo.api("POST", path, demo_token, json=done)
         assert again.status_code == 400
         batch = demo.api(
             "POST",
-            "/automation/v4/actions/callbacks/complete",
+            "/automation/actions/callbacks/2026-09/complete",
             demo_token,
             json={
                 "inputs": [
-                    {"callbackId": second, "outputFields": done["outputFields"]},
+                    {"callbackId": second, **done},
                     {
                         "callbackId": third,
                         "outputFields": {"hs_execution_state": "FAIL_CONTINUE", "reason": "X"},
+                        "typedOutputs": {},
                     },
                 ]
             },
@@ -240,22 +256,24 @@ def test_callback_completion_errors(demo, demo_token, portal):
     with Receiver(handler) as rx:
         did = create_definition(demo, rx.url + "/a")
         cid = _fire(demo, portal, did, ["1001"])["callbackIds"][0]
-        path = f"/automation/v4/actions/callbacks/{cid}/complete"
+        path = f"/automation/actions/callbacks/2026-09/{cid}/complete"
         bad_state = demo.api(
-            "POST", path, demo_token, json={"outputFields": {"hs_execution_state": "BLOCK"}}
+            "POST",
+            path,
+            demo_token,
+            json={"outputFields": {"hs_execution_state": "BLOCK"}, "typedOutputs": {}},
         )
         assert bad_state.status_code == 400
+        success = {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": {}}
         unknown = demo.api(
             "POST",
-            "/automation/v4/actions/callbacks/ap-0-0/complete",
+            "/automation/actions/callbacks/2026-09/ap-0-0/complete",
             demo_token,
-            json={"outputFields": {"hs_execution_state": "SUCCESS"}},
+            json=success,
         )
         assert unknown.status_code == 404
         no_scope = demo.token(scope="oauth")["access_token"]
-        denied = demo.api(
-            "POST", path, no_scope, json={"outputFields": {"hs_execution_state": "SUCCESS"}}
-        )
+        denied = demo.api("POST", path, no_scope, json=success)
         assert denied.status_code == 403
 
 

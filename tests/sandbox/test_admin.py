@@ -23,6 +23,7 @@ def test_app_and_portals(demo, portal):
         "client_secret": demo.app.client_secret,
         "app_id": demo.app.app_id,
         "developer_api_key": demo.app.developer_api_key,
+        "developer_token": demo.app.developer_token,
     }
     portals = demo.admin("GET", "/portals").json()["results"]
     assert portals[0]["id"] == portal.id and portals[0]["sequences"] == 25
@@ -33,6 +34,7 @@ def test_app_and_portals(demo, portal):
         "rate_limit": "110/10s",
         "daily_cap": 1000,
         "include_state": False,
+        "seat_names": "listed",
     }
     assert demo.admin("GET", "/portals/1").status_code == 404
 
@@ -53,7 +55,7 @@ def test_create_portal(demo):
     assert body["sequences"] == 1 and body["contacts"] == 3
     tok = demo.token(portal_id=body["id"])["access_token"]
     uid = body["users"][0]["id"]
-    seqs = demo.api("GET", "/automation/v4/sequences", tok, params={"userId": uid}).json()
+    seqs = demo.api("GET", "/automation/sequences/2026-03", tok, params={"userId": uid}).json()
     assert [s["name"] for s in seqs["results"]] == ["Acme Seq"]
     assert demo.admin("POST", "/portals", json={"id": body["id"]}).status_code == 400
     before = len(demo.admin("GET", "/portals").json()["results"])
@@ -82,7 +84,7 @@ def test_sequence_admin_changes_show_in_api(demo, demo_token, portal):
 
     def visible_to(uid):
         body = demo.api(
-            "GET", "/automation/v4/sequences", demo_token, params={"userId": uid, "limit": 100}
+            "GET", "/automation/sequences/2026-03", demo_token, params={"userId": uid, "limit": 100}
         ).json()
         return {s["id"]: s for s in body["results"]}
 
@@ -203,7 +205,7 @@ def test_contacts_settings_stats_enrollments(demo, demo_token, portal):
     contact = next(c for c in portal.contacts.values() if not c.unsubscribed and not c.bounced)
     demo.api(
         "POST",
-        "/automation/v4/sequences/enrollments",
+        "/automation/sequences/2026-03/enrollments",
         demo_token,
         params={"userId": alice.id},
         json={"contactId": contact.id, "sequenceId": team.id, "senderEmail": alice.email},
@@ -331,9 +333,11 @@ def test_cli_serve_and_fire(tmp_path):
             params={"hapikey": "dk"},
             json={
                 "actionUrl": "http://127.0.0.1:1/x",
+                "published": True,
                 "objectTypes": ["CONTACT"],
                 "inputFields": [],
                 "labels": {"en": {"actionName": "A"}},
+                "functions": [],
             },
         ).json()
         out = subprocess.run(

@@ -14,7 +14,7 @@ def test_parallel_enrollments_of_one_contact_one_wins(demo, demo_token, portal):
 
     def enroll(_):
         return requests.post(
-            f"{demo.url}/automation/v4/sequences/enrollments",
+            f"{demo.url}/automation/sequences/2026-03/enrollments",
             params={"userId": alice.id},
             headers={"Authorization": f"Bearer {demo_token}"},
             json={"contactId": contact.id, "sequenceId": team.id, "senderEmail": alice.email},

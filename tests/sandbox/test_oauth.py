@@ -84,7 +84,7 @@ def test_wrong_secret_is_invalid_client(demo):
 
 
 def test_bad_grant_type(demo):
-    resp = demo.http.post(f"{demo.url}/oauth/v1/token", data={"grant_type": "password"})
+    resp = demo.http.post(f"{demo.url}/oauth/2026-09/token", data={"grant_type": "password"})
     assert resp.status_code == 400
     assert resp.json()["error"] in ("unsupported_grant_type", "invalid_request")
 
@@ -194,3 +194,21 @@ def test_2026_introspect_and_revoke(demo, portal):
     ).json()
     assert info == {"active": False}
     assert demo.refresh(tok["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_2026_09_introspection_answers_hubspots_token_info_shape(demo, portal):
+    """PublicAccessTokenInfoResponse / PublicRefreshTokenInfoResponse of HubSpot's
+    hubspot-auth-oauth-openapi.json (2026-09): scopes a list, the portal's domain, the user."""
+    tok = demo.token()
+    creds = {"client_id": demo.app.client_id, "client_secret": demo.app.client_secret}
+    url = f"{demo.url}/oauth/2026-09/token/introspect"
+    access = demo.http.post(
+        url, data={**creds, "token": tok["access_token"], "token_type_hint": "access_token"}
+    ).json()
+    assert access["active"] is True and access["token_use"] == "access_token"
+    assert (access["hub_id"], access["hub_domain"]) == (portal.id, portal.domain)
+    assert access["app_id"] == demo.app.app_id and access["client_id"] == demo.app.client_id
+    assert "automation" in access["scopes"] and "@" in access["user"]
+    assert 0 < access["expires_in"] <= 1800
+    refresh = demo.http.post(url, data={**creds, "token": tok["refresh_token"]}).json()
+    assert refresh["token_use"] == "refresh_token" and "expires_in" not in refresh

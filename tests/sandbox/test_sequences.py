@@ -18,7 +18,10 @@ def test_list_shape_and_visibility(demo, demo_token, portal):
     users = _users(portal)
     alice = users[0]
     resp = demo.api(
-        "GET", "/automation/v4/sequences", demo_token, params={"userId": alice.id, "limit": 100}
+        "GET",
+        "/automation/sequences/2026-03",
+        demo_token,
+        params={"userId": alice.id, "limit": 100},
     )
     assert resp.status_code == 200
     body = resp.json()
@@ -39,10 +42,10 @@ def test_list_shape_and_visibility(demo, demo_token, portal):
 
 
 def test_list_requires_known_user(demo, demo_token):
-    resp = demo.api("GET", "/automation/v4/sequences", demo_token)
+    resp = demo.api("GET", "/automation/sequences/2026-03", demo_token)
     assert resp.status_code == 400
     assert resp.json()["category"] == "VALIDATION_ERROR"
-    resp = demo.api("GET", "/automation/v4/sequences", demo_token, params={"userId": 1})
+    resp = demo.api("GET", "/automation/sequences/2026-03", demo_token, params={"userId": 1})
     assert resp.status_code == 400
 
 
@@ -50,7 +53,7 @@ def test_list_requires_known_user(demo, demo_token):
 def test_bad_limit(demo, demo_token, portal, limit):
     uid = _users(portal)[0].id
     resp = demo.api(
-        "GET", "/automation/v4/sequences", demo_token, params={"userId": uid, "limit": limit}
+        "GET", "/automation/sequences/2026-03", demo_token, params={"userId": uid, "limit": limit}
     )
     assert resp.status_code == 400
 
@@ -59,7 +62,7 @@ def test_bad_cursor(demo, demo_token, portal):
     uid = _users(portal)[0].id
     resp = demo.api(
         "GET",
-        "/automation/v4/sequences",
+        "/automation/sequences/2026-03",
         demo_token,
         params={"userId": uid, "after": "!!garbage!!"},
     )
@@ -68,7 +71,9 @@ def test_bad_cursor(demo, demo_token, portal):
 
 def test_paging_default_limit_and_link(demo, demo_token, portal):
     uid = _users(portal)[0].id
-    body = demo.api("GET", "/automation/v4/sequences", demo_token, params={"userId": uid}).json()
+    body = demo.api(
+        "GET", "/automation/sequences/2026-03", demo_token, params={"userId": uid}
+    ).json()
     assert len(body["results"]) == 10
     nxt = body["paging"]["next"]
     assert nxt["after"] and "after=" in nxt["link"]
@@ -80,7 +85,7 @@ def test_name_filter_and_state_setting(demo, demo_token, portal):
     uid = _users(portal)[0].id
     body = demo.api(
         "GET",
-        "/automation/v4/sequences",
+        "/automation/sequences/2026-03",
         demo_token,
         params={"userId": uid, "name": "inbound demo"},
     ).json()
@@ -102,7 +107,7 @@ def test_get_one_and_404_when_not_visible(demo, demo_token, portal):
     )
     ok = demo.api(
         "GET",
-        f"/automation/v4/sequences/{private.id}",
+        f"/automation/sequences/2026-03/{private.id}",
         demo_token,
         params={"userId": private.user_id},
     )
@@ -112,12 +117,15 @@ def test_get_one_and_404_when_not_visible(demo, demo_token, portal):
     assert isinstance(body["steps"], list) and body["steps"]
     assert body["dependencies"] == [] and isinstance(body["settings"], dict)
     hidden = demo.api(
-        "GET", f"/automation/v4/sequences/{private.id}", demo_token, params={"userId": users[0].id}
+        "GET",
+        f"/automation/sequences/2026-03/{private.id}",
+        demo_token,
+        params={"userId": users[0].id},
     )
     assert hidden.status_code == 404
     assert (
         demo.api(
-            "GET", "/automation/v4/sequences/999", demo_token, params={"userId": users[0].id}
+            "GET", "/automation/sequences/2026-03/999", demo_token, params={"userId": users[0].id}
         ).status_code
         == 404
     )
@@ -140,7 +148,7 @@ def test_paging_10000_sequences_each_exactly_once():
             params = {"userId": uid, "limit": 100}
             if after:
                 params["after"] = after
-            body = client.api("GET", "/automation/v4/sequences", token, params=params).json()
+            body = client.api("GET", "/automation/sequences/2026-03", token, params=params).json()
             seen.extend(r["id"] for r in body["results"])
             after = body.get("paging", {}).get("next", {}).get("after")
             if not after:
@@ -174,7 +182,7 @@ def test_owners_and_users(demo, demo_token, portal):
     users = demo.api("GET", "/settings/v3/users", demo_token).json()["results"]
     assert len(users) == len(active)
     grace = next(u for u in users if u["firstName"] == "Grace")
-    assert grace["seatNames"] == []
+    assert grace["seatNames"] == ["Core"]  # a seat, but not a Sales seat: HubSpot says so
     alice = next(u for u in users if u["firstName"] == "Alice")
     assert alice["superAdmin"] is True and alice["seatNames"]
     assert set(alice) >= {"id", "email", "roleIds", "primaryTeamId", "superAdmin"}
@@ -185,7 +193,11 @@ def test_owners_and_users(demo, demo_token, portal):
 
 def _enroll(demo, token, uid, body):
     return demo.api(
-        "POST", "/automation/v4/sequences/enrollments", token, params={"userId": uid}, json=body
+        "POST",
+        "/automation/sequences/2026-03/enrollments",
+        token,
+        params={"userId": uid},
+        json=body,
     )
 
 
@@ -220,13 +232,13 @@ def test_enroll_success_and_contact_lookup(demo, demo_token, enroll_ctx):
     assert set(body) == {"id", "toEmail", "enrolledAt", "updatedAt"}
     assert body["toEmail"] == contact.email
     look = demo.api(
-        "GET", f"/automation/v4/sequences/enrollments/contact/{contact.id}", demo_token
+        "GET", f"/automation/sequences/2026-03/enrollments/contact/{contact.id}", demo_token
     ).json()
     assert look["sequenceId"] == team.id and look["sequenceName"] == team.name
     assert look["enrolledByEmail"] == alice.email
     none = demo.api(
         "GET",
-        f"/automation/v4/sequences/enrollments/contact/{enroll_ctx['fine'][1].id}",
+        f"/automation/sequences/2026-03/enrollments/contact/{enroll_ctx['fine'][1].id}",
         demo_token,
     )
     assert none.status_code == 404
@@ -363,7 +375,7 @@ def test_enroll_malformed_body(demo, demo_token, enroll_ctx, body, field):
 def test_enroll_not_json(demo, demo_token, enroll_ctx):
     resp = demo.api(
         "POST",
-        "/automation/v4/sequences/enrollments",
+        "/automation/sequences/2026-03/enrollments",
         demo_token,
         params={"userId": enroll_ctx["alice"].id},
         data="{not json",
@@ -387,3 +399,17 @@ def test_unknown_route_and_method_are_json(demo, demo_token):
     resp = demo.api("DELETE", "/crm/v3/owners", demo_token)
     assert resp.status_code == 405
     assert resp.json()["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("mode", "grace_seats"), [("listed", ["Core"]), ("empty", []), ("omitted", None)]
+)
+def test_users_are_served_with_or_without_seat_names(demo, demo_token, portal, mode, grace_seats):
+    settings = demo.admin("PATCH", f"/portals/{portal.id}/settings", json={"seat_names": mode})
+    assert settings.json()["seat_names"] == mode
+    users = demo.api("GET", "/settings/v3/users", demo_token).json()["results"]
+    grace = next(u for u in users if u["firstName"] == "Grace")
+    assert grace.get("seatNames") == grace_seats
+    assert ("seatNames" in grace) == (mode != "omitted")
+    bad = demo.admin("PATCH", f"/portals/{portal.id}/settings", json={"seat_names": "some"})
+    assert bad.status_code == 400

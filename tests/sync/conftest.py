@@ -48,8 +48,9 @@ class Portal:
         return self.admin.get(self.base + "/stats")
 
     def visible_to_senders(self) -> set[str]:
-        """Ids of the sequences some active user with a seat sees (what a sync must bring)."""
-        senders = {u["id"] for u in self.users() if u["active"] and u["seat"]}
+        """Ids of the sequences some active user sees (what a sync must bring: sequences are
+        listed for every active user, seat or not)."""
+        senders = {u["id"] for u in self.users() if u["active"]}
         return {s["id"] for s in self.sequences() if s["shared"] or int(s["userId"]) in senders}
 
 

@@ -83,7 +83,10 @@ def test_users_get_owner_ids_seats_and_archived_owners_become_inactive_users():
                 "seatNames": ["Sales Hub Professional"],
                 "superAdmin": True,
             },
-            {"id": "2", "email": "b@x.test", "seatNames": []},
+            {"id": "2", "email": "b@x.test", "seatNames": ["Core"]},
+            {"id": "4", "email": "d@x.test", "seatNames": []},
+            {"id": "5", "email": "e@x.test"},
+            {"id": "6", "email": "f@x.test", "seatNames": ["Service Hub Enterprise"]},
             {"id": "3"},  # no email: skipped
         ],
         owners=[
@@ -100,7 +103,10 @@ def test_users_get_owner_ids_seats_and_archived_owners_become_inactive_users():
         and records["1"]["has_seat"]
         and records["1"]["super_admin"]
     )
-    assert records["2"]["has_seat"] is False
+    assert records["2"]["has_seat"] is False  # seats named, none a Sales/Service seat: plain
+    # An empty or missing seatNames says nothing: not "without a seat".
+    assert records["4"]["has_seat"] is True and records["5"]["has_seat"] is True
+    assert records["6"]["has_seat"] is True
     assert records["3"]["active"] is False and records["3"]["owner_id"] == "903"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from autoseq.extensions import db
 from autoseq.jobs import get_queue
 from autoseq.models import (
@@ -47,7 +49,7 @@ def test_connecting_runs_a_first_sync_of_users_mailboxes_and_sequences(ws_id, po
     assert (run.added, run.updated, run.removed) == (len(expected), 0, 0)
     rows = sequences(ws_id)
     assert set(rows) == expected
-    senders = sorted(str(u["id"]) for u in portal.users() if u["active"] and u["seat"])
+    senders = sorted(str(u["id"]) for u in portal.users() if u["active"])
     for source in portal.sequences():
         if source["id"] not in rows:
             continue
@@ -111,7 +113,8 @@ def test_rename_share_unshare_and_delete_are_reflected_and_history_kept(ws_id, p
     rows = sequences(ws_id)
     assert rows[a["id"]].name == "Alpha renamed" and rows[a["id"]].sharing == "private"
     assert rows[a["id"]].sender_user_ids == [str(alice)]
-    assert rows[b["id"]].sharing == "team" and len(rows[b["id"]].sender_user_ids) == 6
+    # a team sequence may be sent by every active user (seats are HubSpot's call at enrollment)
+    assert rows[b["id"]].sharing == "team" and len(rows[b["id"]].sender_user_ids) == 7
     assert c["id"] not in rows
     gone = sequences(ws_id, removed=True)[c["id"]]
     assert gone.id == gamma_id and gone.enrollments.count() == 1
@@ -263,7 +266,7 @@ def test_progress_is_kept_in_the_job_meta(ws_id, portal, redis, run_jobs):
     run = db.session.scalar(db.select(SyncRun).filter_by(workspace_id=ws_id))
     meta = Job.fetch(run.job_id, connection=redis).meta
     assert meta["phase"] == "saving"
-    assert meta["users_done"] == meta["users_total"] == 6
+    assert meta["users_done"] == meta["users_total"] == 7  # every active user, seat or not
     assert meta["sequences_seen"] == len(portal.visible_to_senders())
 
 
@@ -274,15 +277,39 @@ def test_flask_sync_inline_runs_here_and_reports(ws_id, runner):
     assert len(sequences(ws_id)) > 0
 
 
-def test_a_portal_without_any_seat_changes_nothing_and_says_why(ws_id, portal, run_jobs):
+def test_users_who_lost_their_seats_still_have_their_sequences_listed(ws_id, portal, run_jobs):
     sync(ws_id, run_jobs)
     before = set(sequences(ws_id))
     for user in portal.users():
         if user["seat"]:
             portal.patch_user(user["id"], seat=False)
     run = sync(ws_id, run_jobs)
-    assert run.status == "failed" and "no active user with a Sales or Service seat" in run.error
-    assert set(sequences(ws_id)) == before
+    assert run.status == "succeeded", run.error
+    assert set(sequences(ws_id)) == before and run.removed == 0
+    users = db.session.scalars(db.select(HubSpotUser).filter_by(active=True)).all()
+    assert users and not any(u.has_seat for u in users)  # HubSpot named other seats: plain
+
+
+@pytest.mark.parametrize("mode", ["omitted", "empty"])
+def test_seat_names_missing_or_empty_hide_nobody(ws_id, portal, run_jobs, mode):
+    portal.settings(seat_names=mode)
+    run = sync(ws_id, run_jobs)
+    assert run.status == "succeeded", run.error
+    assert set(sequences(ws_id)) == portal.visible_to_senders()
+    users = {u.email.split("@")[0]: u for u in db.session.scalars(db.select(HubSpotUser))}
+    # grace.kim has no Sales seat in the sandbox, but HubSpot did not say so: she may send.
+    assert users["grace.kim"].has_seat and users["alice.martin"].has_seat
+    grace = str(portal.user_id("grace"))
+    team = [s for s in sequences(ws_id).values() if s.sharing == "team"]
+    assert team and all(grace in s.sender_user_ids for s in team)
+
+
+def test_seat_names_listed_mark_only_the_plainly_seatless(ws_id, portal, run_jobs):
+    portal.settings(seat_names="listed")
+    run = sync(ws_id, run_jobs)
+    assert run.status == "succeeded", run.error
+    users = {u.email.split("@")[0]: u for u in db.session.scalars(db.select(HubSpotUser))}
+    assert not users["grace.kim"].has_seat and users["alice.martin"].has_seat
 
 
 def test_private_sequences_of_a_user_who_lost_the_seat_are_not_called_removed(
