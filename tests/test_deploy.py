@@ -26,8 +26,8 @@ UID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @pytest.fixture
-def exported(app, tmp_path):
-    app.config["PUBLIC_BASE_URL"] = "https://autoseq.example.com"
+def exported(app, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://autoseq.example.com")
     result = app.test_cli_runner().invoke(
         args=["hubspot", "export-project", str(tmp_path / "hs"), "--support-email", "a@b.co"]
     )
@@ -78,8 +78,10 @@ def test_the_workflow_action_file_is_the_definition_publish_action_sends(exporte
     assert options_urls == {"https://autoseq.example.com" + actions.OPTIONS_PATH}
 
 
-def test_export_project_warns_when_hubspot_could_not_reach_this_deployment(app, tmp_path):
-    app.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+def test_export_project_warns_when_hubspot_could_not_reach_this_deployment(
+    app, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "http://localhost:5000")
     result = app.test_cli_runner().invoke(args=["hubspot", "export-project", str(tmp_path)])
     assert result.exit_code == 0
     assert "HubSpot cannot reach it" in result.output
