@@ -49,7 +49,10 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5
     )
 
+    from . import security
     from .views import register_views
+
+    security.init_app(app)
 
     register_views(app)
 

@@ -14,7 +14,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 
 from ..extensions import csrf, db
 from ..hubspot.signatures import SignatureError, verify_request
@@ -44,6 +44,20 @@ def error(status: int, title: str, message: str):
     return jsonify(error=title, message=message), status
 
 
+@bp.before_request
+def bound_body():
+    """Refuse a body over HUBSPOT_MAX_BODY before reading any of it (HubSpot's are a few KB).
+
+    A declared length over the limit is refused at once; a chunked body is cut off by Werkzeug
+    at the same limit while it is read (``request.max_content_length``).
+    """
+    limit = current_app.config["HUBSPOT_MAX_BODY"]
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, "Too large", f"The body may be at most {limit} bytes.")
+    return None
+
+
 def verified_json():
     """The signed request's JSON object, or an error response (401 or 400)."""
     body = request.get_data(cache=True)
@@ -54,17 +68,25 @@ def verified_json():
             called_uri(),
             body,
             request.headers,
+            v3_only=current_app.config.get("HUBSPOT_SIGNATURE_V3_ONLY", False),
         )
     except SignatureError as exc:
         log.warning("rejected unsigned HubSpot request to %s: %s", request.path, exc.reason)
         return None, error(401, "Invalid signature", exc.reason)
     try:
-        data = json.loads(body)
+        # parse_constant: NaN and Infinity are not JSON (Python accepts them by default).
+        data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError):
         return None, error(400, "Malformed JSON", "The body is not valid JSON.")
+    except RecursionError:
+        return None, error(400, "Malformed JSON", "The body is nested too deeply.")
     if not isinstance(data, dict):
         return None, error(400, "Malformed JSON", "The body must be a JSON object.")
     return data, None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def unavailable(exc: Exception):
@@ -73,6 +95,13 @@ def unavailable(exc: Exception):
     response = error(503, "Temporarily unavailable", "Try again shortly.")
     response[0].headers["Retry-After"] = "30"
     return response
+
+
+def refused_data(exc: Exception):
+    """The database refused a value (out of range, malformed): retrying cannot help, so 400."""
+    db.session.rollback()
+    log.warning("HubSpot request refused, a value the database cannot store: %s", exc.orig)
+    return error(400, "Invalid value", "A value in the request is out of range or malformed.")
 
 
 @bp.post("/enroll")
@@ -91,6 +120,8 @@ def execution_receive():
         enrollment_service.ensure_enqueued(row, fresh=created)
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
+    except DataError as exc:
+        return refused_data(exc)
     except (RedisError, OperationalError, SQLAlchemyError) as exc:
         return unavailable(exc)
     return jsonify(BLOCK_ANSWER)
@@ -123,6 +154,8 @@ def options_list():
         )
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
+    except DataError as exc:
+        return refused_data(exc)
     except SQLAlchemyError as exc:
         return unavailable(exc)
 
