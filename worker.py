@@ -3,6 +3,9 @@
 Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (RQ 2, no fork per job) over the queues in
 priority order; each job runs inside the app context. SIGTERM finishes the current job, then stops.
 The periodic jobs are rq-scheduler's (scheduler.py); RQ's own scheduler only re-queues retries.
+A Redis outage does not end the process: it logs, waits with backoff until Redis answers, and
+starts a fresh worker (a job lost with the connection is found again by RQ's registries and the
+enrollment sweep).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sys
 
 from autoseq import create_app
 from autoseq.jobs import QUEUE_NAMES, get_queue
+from autoseq.jobs.reconnect import run_reconnecting
 from autoseq.jobs.worker import AutoSeqWorker
 
 
@@ -18,12 +22,16 @@ def main(argv: list[str]) -> int:
     app = create_app()
     queue_names = argv or list(QUEUE_NAMES)
     connection = app.extensions["redis"]
-    queues = [get_queue(name, connection) for name in queue_names]
-    worker = AutoSeqWorker(queues, connection=connection)
-    worker.app = app
-    # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto their
-    # queue; it takes a Redis lock, so one worker at a time does it however many run.
-    worker.work(with_scheduler=True, logging_level="INFO")
+
+    def work():
+        queues = [get_queue(name, connection) for name in queue_names]
+        worker = AutoSeqWorker(queues, connection=connection)
+        worker.app = app
+        # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto
+        # their queue; it takes a Redis lock, so one worker at a time does it however many run.
+        worker.work(with_scheduler=True, logging_level="INFO")
+
+    run_reconnecting("worker", connection, work)
     return 0
 
 
