@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from ..hubspot import tokens
 from ..services import actions
 
 hubspot_cli = AppGroup("hubspot", help="HubSpot app administration.")
@@ -30,6 +31,20 @@ def publish_action(show: bool) -> None:
         f"{verb} action definition {result.definition_id} (revision {result.revision}) "
         f"for app {current_app.config['HUBSPOT_APP_ID']}: {result.action_url}"
     )
+
+
+@hubspot_cli.command("rotate-token-keys")
+def rotate_token_keys() -> None:
+    """Re-encrypt every stored HubSpot token under the first TOKEN_ENCRYPTION_KEY."""
+    report = tokens.rotate_all()
+    click.echo(f"Re-encrypted {report.rotated} connection(s) under the first key.")
+    click.echo(f"{report.under_old_keys} connection(s) remain under old keys.")
+    if report.unreadable:
+        ids = ", ".join(str(i) for i in report.unreadable)
+        raise click.ClickException(
+            f"no configured key can read the tokens of connection(s) {ids}: "
+            "they were left as they are (reconnect those workspaces)"
+        )
 
 
 def register_cli(app: Flask) -> None:

@@ -62,7 +62,7 @@ def verified_json():
     """The signed request's JSON object, or an error response (401 or 400)."""
     body = request.get_data(cache=True)
     try:
-        verify_request(
+        verified = verify_request(
             current_app.config.get("HUBSPOT_CLIENT_SECRET"),
             request.method,
             called_uri(),
@@ -73,6 +73,9 @@ def verified_json():
     except SignatureError as exc:
         log.warning("rejected unsigned HubSpot request to %s: %s", request.path, exc.reason)
         return None, error(401, "Invalid signature", exc.reason)
+    if verified.version == "v2":
+        # README "Signatures": when these stop, HUBSPOT_SIGNATURE_V3_ONLY can be turned on.
+        log.info("HubSpot request to %s verified with a v2 signature", request.path)
     try:
         # parse_constant: NaN and Infinity are not JSON (Python accepts them by default).
         data = json.loads(body, parse_constant=_refuse_constant)
