@@ -51,6 +51,12 @@ def send(to: str, subject: str, body: str) -> None:
     pipe.execute()
 
 
+def uses_outbox() -> bool:
+    """True when mail lands in the development outbox (no SMTP host, not production)."""
+    config = current_app.config
+    return not config.get("MAIL_SMTP_HOST") and config["AUTOSEQ_ENV"] != "production"
+
+
 def outbox() -> list[dict]:
     """The development outbox, newest first."""
     raw = current_app.extensions["redis"].lrange(OUTBOX_KEY, 0, OUTBOX_SIZE - 1)

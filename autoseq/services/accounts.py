@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -129,7 +130,9 @@ class LoginLimiter:
         self.redis.delete(*keys)
 
 
-_DUMMY_HASH: list[str] = []
+@functools.cache
+def _throwaway_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))
 
 
 def check_login(email: str, password: str) -> User | None:
@@ -140,8 +143,6 @@ def check_login(email: str, password: str) -> User | None:
     """
     user = db.session.scalar(db.select(User).filter_by(email=email))
     if user is None:
-        if not _DUMMY_HASH:
-            _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16)))
-        check_password_hash(_DUMMY_HASH[0], password)
+        check_password_hash(_throwaway_hash(), password)
         return None
     return user if user.check_password(password) else None

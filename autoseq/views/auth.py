@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 
@@ -61,6 +62,11 @@ def signup():
     return render_template("auth/signup.html", form=form), 200 if not form.errors else 422
 
 
+def _email_digest(email: str) -> str:
+    # The device cookie names the account by a digest: its payload is signed, not encrypted.
+    return hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
 def _device_id(email: str) -> str | None:
     """The id in this browser's trusted-device cookie when it is for ``email`` (else None)."""
     raw = request.cookies.get(DEVICE_COOKIE)
@@ -70,7 +76,11 @@ def _device_id(email: str) -> str | None:
         data = _serializer("login-device").loads(raw, max_age=DEVICE_MAX_AGE)
     except BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("e") != email or not isinstance(data.get("n"), str):
+    if (
+        not isinstance(data, dict)
+        or data.get("e") != _email_digest(email)
+        or not isinstance(data.get("n"), str)
+    ):
         return None
     return data["n"]
 
@@ -128,7 +138,9 @@ def login():
         response = redirect(target if is_safe_next(target) else url_for("workspaces.home"))
         # This browser now counts as a device of the account: an attack on the account slows
         # other browsers down, not this one.
-        cookie = _serializer("login-device").dumps({"e": email, "n": secrets.token_urlsafe(12)})
+        cookie = _serializer("login-device").dumps(
+            {"e": _email_digest(email), "n": secrets.token_urlsafe(12)}
+        )
         response.set_cookie(
             DEVICE_COOKIE,
             cookie,

@@ -129,7 +129,8 @@ def member_create():
                 log.error("invitation mail not sent: %s", exc)
                 invite_form.email.errors.append("The invitation could not be sent. Try again.")
             else:
-                flash(f"Invitation sent to {email}.", "success")
+                note = " (no mail server here: see /dev/mail)" if mail.uses_outbox() else ""
+                flash(f"Invitation sent to {email}.{note}", "success")
                 return redirect(url_for(".settings_show"))
     return _settings_page(invite_form=invite_form), 422
 
