@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
 
 from .. import mail
 from ..extensions import db
@@ -172,7 +173,10 @@ def invitation_show(token: str):
     )
     if request.method == "POST" and not (wrong_user or unverified):
         if member is None:
-            accounts.add_member(workspace, current_user, invitation["r"])
+            try:
+                accounts.add_member(workspace, current_user, invitation["r"])
+            except IntegrityError:  # accepted twice at once: the other click made the member
+                db.session.rollback()
         flash(f"You joined “{workspace.name}”.", "success")
         return redirect(url_for("workspace.workspace_switch", workspace_id=workspace.id))
     status = 403 if request.method == "POST" else 200
