@@ -23,6 +23,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Paths whose bodies come from HubSpot (a few KB each) and the setting that bounds them.
+SMALL_BODIES = (("/hubspot/actions/", "HUBSPOT_MAX_BODY"),)
 
 
 class BoundedIntegerConverter(IntegerConverter):
@@ -41,8 +43,25 @@ def init_app(app: Flask) -> None:
         # Trust exactly the configured proxies: the client address is the one the outermost
         # trusted proxy saw, whatever a client writes into X-Forwarded-For before it.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    # Runs before anything that could read the body (the NUL check reads forms).
+    app.before_request(bound_small_bodies)
     app.before_request(refuse_nul_bytes)
     app.after_request(add_security_headers)
+
+
+def bound_small_bodies():
+    """Refuse a HubSpot endpoint's body over its small limit before reading any of it.
+
+    A declared length over the limit is a 413 at once (an unsigned 100 MB POST no longer holds a
+    web thread); a body without a declared length (chunked) is cut off by Werkzeug at the same
+    limit while it is read (``request.max_content_length``). Elsewhere MAX_CONTENT_LENGTH applies.
+    """
+    for prefix, setting in SMALL_BODIES:
+        if request.path.startswith(prefix):
+            limit = current_app.config[setting]
+            request.max_content_length = limit
+            if request.content_length is not None and request.content_length > limit:
+                abort(413, f"The body may be at most {limit} bytes.")
 
 
 def refuse_nul_bytes():

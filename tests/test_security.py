@@ -72,6 +72,36 @@ def test_a_large_body_is_refused_before_it_is_read(app):
     assert elapsed < 1.0
 
 
+def _raw_request(app, request: bytes) -> bytes:
+    """Send raw bytes to the app on a real port; the first bytes of the answer."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as sock:
+            sock.sendall(request)
+            return sock.recv(200)
+    finally:
+        server.shutdown()
+
+
+def test_a_chunked_body_over_the_hubspot_limit_is_cut_off(app):
+    chunk = b"x" * 16384
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6)) + b"0\r\n\r\n"
+    answer = _raw_request(
+        app,
+        b"POST /hubspot/actions/enroll HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+    )
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+
+
+def test_a_form_typed_body_to_a_hubspot_endpoint_is_bounded_too(app, client):
+    big = "x" * (app.config["HUBSPOT_MAX_BODY"] + 1)
+    response = client.post("/hubspot/actions/options", data={"a": big})
+    assert response.status_code == 413
+
+
 def test_the_hubspot_endpoints_take_small_bodies_only(app, signed):  # noqa: F811
     padding = "x" * app.config["HUBSPOT_MAX_BODY"]
     response = signed("/hubspot/actions/enroll", execution(padding=padding))

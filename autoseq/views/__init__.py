@@ -103,7 +103,11 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(error):
-        return error_page(413, "Too large", "The request body is larger than AutoSeq accepts.")
+        return error_page(
+            413,
+            "Too large",
+            getattr(error, "description", "") or "The body is larger than AutoSeq accepts.",
+        )
 
     @app.errorhandler(DataError)
     def data_error(error):

@@ -44,23 +44,13 @@ def error(status: int, title: str, message: str):
     return jsonify(error=title, message=message), status
 
 
-@bp.before_request
-def bound_body():
-    """Refuse a body over HUBSPOT_MAX_BODY before reading any of it (HubSpot's are a few KB).
-
-    A declared length over the limit is refused at once; a chunked body is cut off by Werkzeug
-    at the same limit while it is read (``request.max_content_length``).
-    """
-    limit = current_app.config["HUBSPOT_MAX_BODY"]
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        return error(413, "Too large", f"The body may be at most {limit} bytes.")
-    return None
-
-
 def verified_json():
     """The signed request's JSON object, or an error response (401 or 400)."""
     body = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        # A chunked body is cut off at the limit (Werkzeug reads no further): refuse it whole.
+        return None, error(413, "Too large", f"The body may be at most {limit} bytes.")
     try:
         verified = verify_request(
             current_app.config.get("HUBSPOT_CLIENT_SECRET"),
