@@ -228,7 +228,7 @@ def cursors(draw):
 
 
 FUZZ = settings(
-    max_examples=120,
+    max_examples=300,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -258,7 +258,7 @@ def test_no_options_input_earns_a_5xx(signed, connected_portal, body):
     _record("options", signed("/hubspot/actions/options", body), body)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=150)
 @given(
     params=st.dictionaries(
         st.sampled_from(FILTER_NAMES), st.one_of(query_text, cursors()), min_size=1, max_size=4
@@ -270,7 +270,7 @@ def test_no_filter_input_earns_a_5xx(logged_in, workspace, params):
         _record("filters", response, (page, params))
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=60)
 @given(
     email=st.one_of(st.emails(), st.text(max_size=40)),
     password=st.one_of(st.just(PASSWORD), st.text(max_size=40)),

@@ -55,3 +55,20 @@ def test_tuning_knobs_are_read_only_when_set(tmp_path):
     assert settings["SYNC_FETCH_THREADS"] == 4 and settings["HUBSPOT_RETRY_BACKOFF"] == 0.1
     with pytest.raises(ConfigError, match="SYNC_MAX_PER_TICK"):
         load(str(tmp_path), {**base, "SYNC_MAX_PER_TICK": "many"})
+
+
+def test_whole_number_settings_are_parsed_strictly(tmp_path):
+    env = {"AUTOSEQ_ENV": "development", "TRUSTED_PROXY_HOPS": "1", "HUBSPOT_MAX_BODY": "4096"}
+    config = load(str(tmp_path), env)
+    assert config["TRUSTED_PROXY_HOPS"] == 1 and config["HUBSPOT_MAX_BODY"] == 4096
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the default
+    for bad in ("²", "1.5", "-1", "two"):
+        with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS"):
+            load(str(tmp_path), {"AUTOSEQ_ENV": "development", "TRUSTED_PROXY_HOPS": bad})
+
+
+def test_sessions_and_remember_me_last_14_days(tmp_path):
+    from datetime import timedelta
+
+    config = load(str(tmp_path), {"AUTOSEQ_ENV": "development"})
+    assert config["REMEMBER_COOKIE_DURATION"] == timedelta(days=14)
