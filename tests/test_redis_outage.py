@@ -153,3 +153,20 @@ def test_run_reconnecting_waits_for_redis_then_runs_again(private_redis, caplog)
     assert calls[1] - calls[0] >= 2.0  # not before Redis was back
     assert "test-process lost Redis" in caplog.text
     assert "test-process reconnected to Redis" in caplog.text
+
+
+def test_a_page_that_needs_redis_answers_503_while_it_is_down(app, logged_in, workspace):
+    live = app.extensions["redis"]
+    token = logged_in.csrf_token()
+    # A configured app, so that connecting reaches Redis (it keeps the OAuth state there).
+    app.config.update(HUBSPOT_CLIENT_ID="id", HUBSPOT_CLIENT_SECRET="secret")
+    app.extensions["redis"] = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        response = logged_in.post(
+            f"/w/{workspace.id}/settings/hubspot/connect", data={"csrf_token": token}
+        )
+    finally:
+        app.extensions["redis"] = live
+        app.config.update(HUBSPOT_CLIENT_ID=None, HUBSPOT_CLIENT_SECRET=None)
+    assert response.status_code == 503
+    assert "Try again shortly" in response.get_data(as_text=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError
 
 from ..extensions import db, htmx, login_manager
@@ -113,6 +114,18 @@ def _register_errors(app: Flask) -> None:
     def data_error(error):
         # A value the database refuses (out of range, malformed): the input's fault, not ours.
         return error_page(400, "Bad request", "A value in the request is out of range.")
+
+    @app.errorhandler(RedisError)
+    def redis_unavailable(error):
+        # Redis is a queue and a cache: while it is away, say so and ask for a retry (no 500).
+        app.logger.error("Redis unavailable for %s: %s", request.path, error)
+        response = make_response(
+            error_page(
+                503, "Temporarily unavailable", "AutoSeq cannot reach its queue. Try again shortly."
+            )
+        )
+        response.headers["Retry-After"] = "10"
+        return response
 
     @app.errorhandler(500)
     def server_error(error):
