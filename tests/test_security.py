@@ -68,6 +68,7 @@ def test_a_large_body_is_refused_before_it_is_read(app):
             elapsed = time.perf_counter() - start
     finally:
         server.shutdown()
+    print(f"100 MB unsigned POST answered in {elapsed * 1000:.1f} ms")
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert elapsed < 1.0
 
