@@ -94,7 +94,9 @@ def rotate_all(keys: Sequence[str] | None = None) -> RotationReport:
     ids = db.session.scalars(db.select(HubSpotConnection.id).order_by(HubSpotConnection.id)).all()
     db.session.commit()
     for row_id in ids:
-        row = db.session.get(HubSpotConnection, row_id, with_for_update=True)
+        row = db.session.get(
+            HubSpotConnection, row_id, with_for_update=True, populate_existing=True
+        )
         if row is None:
             db.session.commit()
             continue
