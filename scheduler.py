@@ -1,24 +1,30 @@
 """The scheduler process: reconcile the periodic jobs, then run rq-scheduler.
 
 rq-scheduler takes a Redis lock, so a second scheduler process waits instead of doubling ticks.
+A Redis outage does not end the process: it logs, waits with backoff until Redis answers, then
+reconciles and runs again; a schedule found missing while it runs (Redis restarted empty) is
+reconciled back (:class:`autoseq.jobs.schedule.ReconcilingScheduler`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from rq_scheduler import Scheduler
-
 from autoseq import create_app
-from autoseq.jobs.schedule import reconcile
+from autoseq.jobs.reconnect import run_reconnecting
+from autoseq.jobs.schedule import ReconcilingScheduler, reconcile
 
 
 def main() -> int:
     app = create_app()
     connection = app.extensions["redis"]
-    with app.app_context():
-        reconcile(connection)
-    Scheduler(connection=connection, interval=5).run()  # the 15-second sweep needs it
+
+    def run():
+        with app.app_context():
+            reconcile(connection)
+        ReconcilingScheduler(connection=connection, interval=5).run()  # the 15-second sweep needs it
+
+    run_reconnecting("scheduler", connection, run)
     return 0
 
 

@@ -6,6 +6,9 @@ Two kinds run in production (Procfile): ``enrollments`` (enrollments and callbac
 never wait behind a sync that may run for hours) and ``sync`` (syncs and the small periodic jobs).
 With no argument one worker serves every queue.
 The periodic jobs are rq-scheduler's (scheduler.py); RQ's own scheduler only re-queues retries.
+A Redis outage does not end the process: it logs, waits with backoff until Redis answers, and
+starts a fresh worker (a job lost with the connection is found again by RQ's registries and the
+enrollment sweep).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 
 from autoseq import create_app
 from autoseq.jobs import QUEUE_NAMES, get_queue
+from autoseq.jobs.reconnect import run_reconnecting
 from autoseq.jobs.worker import AutoSeqWorker
 
 WORKER_KINDS = {"enrollments": ("enrollments",), "sync": ("sync", "default")}
@@ -32,12 +36,16 @@ def main(argv: list[str]) -> int:
     queues_served = queue_names(argv)
     app = create_app()
     connection = app.extensions["redis"]
-    queues = [get_queue(name, connection) for name in queues_served]
-    worker = AutoSeqWorker(queues, connection=connection)
-    worker.app = app
-    # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto their
-    # queue; it takes a Redis lock, so one worker at a time does it however many run.
-    worker.work(with_scheduler=True, logging_level="INFO")
+
+    def work():
+        queues = [get_queue(name, connection) for name in queues_served]
+        worker = AutoSeqWorker(queues, connection=connection)
+        worker.app = app
+        # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto
+        # their queue; it takes a Redis lock, so one worker at a time does it however many run.
+        worker.work(with_scheduler=True, logging_level="INFO")
+
+    run_reconnecting("worker", connection, work)
     return 0
 
 

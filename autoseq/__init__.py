@@ -56,7 +56,10 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, **redis_tls(app.config)
     )
 
+    from . import security
     from .views import register_views
+
+    security.init_app(app)
 
     register_views(app)
 

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -126,6 +127,15 @@ def _tuning(env: Mapping[str, str]) -> dict:
     return settings
 
 
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
 def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     """Build the Flask config mapping from the environment."""
     env = os.environ if environ is None else environ
@@ -185,8 +195,28 @@ def load(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOGIN_FAILURE_LIMIT": int(env.get("LOGIN_FAILURE_LIMIT", "5")),
-        "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
+        "LOGIN_FAILURE_LIMIT": _int(env, "LOGIN_FAILURE_LIMIT", 5),
+        "LOGIN_FAILURE_WINDOW": _int(env, "LOGIN_FAILURE_WINDOW", 900),
+        "LOGIN_ADDRESS_LIMIT": _int(env, "LOGIN_ADDRESS_LIMIT", 50),
+        "LOGIN_SLOW_INTERVAL": _int(env, "LOGIN_SLOW_INTERVAL", 10),
+        # Proxies in front of the app whose X-Forwarded-For/-Proto we believe (Heroku's router: 1).
+        "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 0),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
+        "HUBSPOT_MAX_BODY": _int(env, "HUBSPOT_MAX_BODY", 64 * 1024),
+        "HUBSPOT_SIGNATURE_V3_ONLY": parse_bool(
+            "HUBSPOT_SIGNATURE_V3_ONLY", env.get("HUBSPOT_SIGNATURE_V3_ONLY", "false")
+        ),
+        "MAIL_FROM": env.get("MAIL_FROM", "AutoSeq <no-reply@localhost>"),
+        "MAIL_SMTP_HOST": env.get("MAIL_SMTP_HOST") or None,
+        "MAIL_SMTP_PORT": _int(env, "MAIL_SMTP_PORT", 587),
+        "MAIL_SMTP_USERNAME": env.get("MAIL_SMTP_USERNAME") or None,
+        "MAIL_SMTP_PASSWORD": env.get("MAIL_SMTP_PASSWORD") or None,
+        "MAIL_SMTP_STARTTLS": parse_bool(
+            "MAIL_SMTP_STARTTLS", env.get("MAIL_SMTP_STARTTLS", "true")
+        ),
+        "INVITATION_MAX_AGE": _int(env, "INVITATION_MAX_AGE", 7 * 24 * 3600),
         **_tuning(env),
     }

@@ -54,6 +54,21 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[InputRequired()])
+    password = PasswordField(
+        "New password",
+        validators=[
+            InputRequired(),
+            Length(min=10, max=200, message="Use at least 10 characters."),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
 class WorkspaceForm(FlaskForm):
     name = StringField(
         "Workspace name", filters=[_strip], validators=[InputRequired(), Length(min=2, max=120)]
@@ -63,7 +78,7 @@ class WorkspaceForm(FlaskForm):
 
 class InviteForm(FlaskForm):
     email = EmailField(
-        "Email of an AutoSeq user",
+        "Email address",
         filters=[_lower_strip],
         validators=[InputRequired(), Email(check_deliverability=False)],
     )

@@ -80,3 +80,20 @@ def test_a_generated_secret_is_accepted_as_token_key_and_derives_a_stable_fernet
     assert load(str(tmp_path), {**env, "TOKEN_ENCRYPTION_KEY": f"{generated},{fernet}"})[
         "TOKEN_ENCRYPTION_KEYS"
     ] == [first[0], fernet]
+
+
+def test_whole_number_settings_are_parsed_strictly(tmp_path):
+    env = {"AUTOSEQ_ENV": "development", "TRUSTED_PROXY_HOPS": "1", "HUBSPOT_MAX_BODY": "4096"}
+    config = load(str(tmp_path), env)
+    assert config["TRUSTED_PROXY_HOPS"] == 1 and config["HUBSPOT_MAX_BODY"] == 4096
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the default
+    for bad in ("²", "1.5", "-1", "two"):
+        with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS"):
+            load(str(tmp_path), {"AUTOSEQ_ENV": "development", "TRUSTED_PROXY_HOPS": bad})
+
+
+def test_sessions_and_remember_me_last_14_days(tmp_path):
+    from datetime import timedelta
+
+    config = load(str(tmp_path), {"AUTOSEQ_ENV": "development"})
+    assert config["REMEMBER_COOKIE_DURATION"] == timedelta(days=14)

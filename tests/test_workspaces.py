@@ -49,24 +49,6 @@ def test_switcher_lists_only_own_workspaces_and_switches(client, user, workspace
     assert client.get("/").location.endswith(f"/w/{second.id}/sequences/")
 
 
-def test_admin_invites_an_existing_user(logged_in, make_user, workspace):
-    invitee = make_user("invitee@example.com")
-    response = logged_in.post_form(
-        f"/w/{workspace.id}/members", {"email": "INVITEE@example.com", "role": "admin"}
-    )
-    assert response.status_code == 302
-    membership = db.session.scalar(db.select(Membership).filter_by(user_id=invitee.id))
-    assert membership.workspace_id == workspace.id and membership.role == "admin"
-
-
-def test_invite_unknown_email_is_a_field_error(logged_in, workspace):
-    response = logged_in.post_form(
-        f"/w/{workspace.id}/members", {"email": "nobody@example.com", "role": "member"}
-    )
-    assert response.status_code == 422
-    assert "No AutoSeq account uses this email" in response.get_data(as_text=True)
-
-
 def test_member_cannot_invite_or_change_roles(member_client, make_user, workspace):
     member = member_client(Role.MEMBER)
     target = make_user()

@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from ..hubspot import tokens
 from ..services import actions, project
 
 hubspot_cli = AppGroup("hubspot", help="HubSpot app administration.")
@@ -64,6 +65,20 @@ def export_project(directory: Path, name: str, distribution: str, support_email)
         f"Next: cd {directory} && hs project upload (HubSpot CLI), then copy the app's client id, "
         "client secret and app id into HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_APP_ID."
     )
+
+
+@hubspot_cli.command("rotate-token-keys")
+def rotate_token_keys() -> None:
+    """Re-encrypt every stored HubSpot token under the first TOKEN_ENCRYPTION_KEY."""
+    report = tokens.rotate_all()
+    click.echo(f"Re-encrypted {report.rotated} connection(s) under the first key.")
+    click.echo(f"{report.under_old_keys} connection(s) remain under old keys.")
+    if report.unreadable:
+        ids = ", ".join(str(i) for i in report.unreadable)
+        raise click.ClickException(
+            f"no configured key can read the tokens of connection(s) {ids}: "
+            "they were left as they are (reconnect those workspaces)"
+        )
 
 
 def register_cli(app: Flask) -> None:

@@ -83,8 +83,13 @@ def verify_request(
     body: bytes,
     headers: Mapping[str, str],
     now_ms: int | None = None,
+    v3_only: bool = False,
 ) -> Verified:
-    """Check that HubSpot signed this request; else raise :class:`SignatureError` (reason)."""
+    """Check that HubSpot signed this request; else raise :class:`SignatureError` (reason).
+
+    ``v3_only`` refuses v2: v2 signs no timestamp, so a captured v2 request can be replayed
+    forever (HUBSPOT_SIGNATURE_V3_ONLY, README "Signatures" says when to turn it on).
+    """
     if not secret:
         raise SignatureError("the app has no HubSpot client secret configured")
     method = method.upper()
@@ -105,6 +110,8 @@ def verify_request(
             raise SignatureError("v3 signature does not match")
         return Verified("v3")
     v2 = _header(headers, "X-HubSpot-Signature")
+    if v3_only:
+        raise SignatureError("missing v3 signature (v2 is not accepted)")
     if not v2:
         raise SignatureError("missing signature")
     version = (_header(headers, "X-HubSpot-Signature-Version") or "v2").strip().lower()

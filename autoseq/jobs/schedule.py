@@ -103,6 +103,31 @@ def reconcile(connection: Redis, definitions: list[PeriodicJob] | None = None) -
     return report
 
 
+def missing(connection: Redis, definitions: list[PeriodicJob] | None = None) -> list[str]:
+    """Names of the periodic jobs absent from the schedule (e.g. Redis came back empty)."""
+    definitions = PERIODIC_JOBS if definitions is None else definitions
+    key = Scheduler.scheduled_jobs_key
+    pipe = connection.pipeline(transaction=False)
+    for definition in definitions:
+        pipe.zscore(key, definition.job_id)
+    return [d.name for d, score in zip(definitions, pipe.execute(), strict=True) if score is None]
+
+
+class ReconcilingScheduler(Scheduler):
+    """rq-scheduler that puts the periodic jobs back when it finds them missing from Redis.
+
+    Checked each time it takes the lock (every ``interval`` seconds): one pipelined ZSCORE per
+    periodic job.
+    """
+
+    def enqueue_jobs(self):
+        gone = missing(self.connection)
+        if gone:
+            log.warning("periodic jobs missing from the schedule, reconciling: %s", gone)
+            reconcile(self.connection)
+        return super().enqueue_jobs()
+
+
 def register_cli(app) -> None:
     import click
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hmac
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -27,6 +29,10 @@ class Role(enum.StrEnum):
         return self.rank >= Role(other).rank
 
 
+def _new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -38,17 +44,38 @@ class User(UserMixin, db.Model):
         ForeignKey("workspaces.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session and remember cookie (see get_id); a new one ends every session.
+    session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
 
     def set_password(self, password: str) -> None:
-        """Hash with Werkzeug's current default (scrypt)."""
+        """Hash with Werkzeug's current default (scrypt); a new password ends every session."""
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def end_sessions(self) -> None:
+        """Rotate the session token: every session and remember cookie issued so far stops."""
+        self.session_token = _new_session_token()
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie: id and session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def session_matches(self, token: str) -> bool:
+        return bool(self.session_token) and hmac.compare_digest(
+            self.session_token.encode(), token.encode()
+        )
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @property
     def display_name(self) -> str:

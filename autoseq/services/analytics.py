@@ -175,7 +175,7 @@ class Filters:
         value = self.raw[name]
         if not value:
             return None
-        if not value.isdigit() or len(value) > 18:
+        if not (value.isascii() and value.isdigit()) or len(value) > 9:
             self.errors[name] = message
             return None
         found = db.session.scalar(

@@ -276,6 +276,6 @@ def disconnect(config, connection: HubSpotConnection) -> str | None:
     return problem
 
 
-def rotate_token_keys() -> int:
+def rotate_token_keys() -> tokens.RotationReport:
     """Re-encrypt every stored token with the primary key (see :mod:`autoseq.hubspot.tokens`)."""
     return tokens.rotate_all()

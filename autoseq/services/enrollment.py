@@ -118,6 +118,11 @@ def _value(raw):
     return text or None
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also takes '²' and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _id_text(raw, name: str, required: bool = True) -> str | None:
     if raw is None or raw == "":
         if required:
@@ -138,7 +143,7 @@ def parse_execution(data: dict) -> Execution:
     if not isinstance(origin, dict):
         raise InvalidExecution("origin is required")
     portal = _id_text(origin.get("portalId"), "origin.portalId")
-    if not portal.isdigit() or len(portal) > 18:
+    if not _ascii_digits(portal) or len(portal) > 18:
         raise InvalidExecution("origin.portalId must be a number")
     context = data.get("context") if isinstance(data.get("context"), dict) else {}
     obj = data.get("object")
@@ -164,7 +169,7 @@ def parse_execution(data: dict) -> Execution:
     chosen = mailbox if send_from == SendMode.MAILBOX else rotation
     if not chosen:
         raise InvalidExecution(f"inputFields.{send_from} is required (send_from is {send_from})")
-    if not chosen.isdigit() or len(chosen) > 9:
+    if not _ascii_digits(chosen) or len(chosen) > 9:
         raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
     workflow = context.get("workflowId")
     definition = origin.get("actionDefinitionId")
@@ -184,10 +189,13 @@ def parse_execution(data: dict) -> Execution:
 
 def workspace_for_portal(portal_id) -> int:
     """The workspace connected to ``portal_id`` (any connection status); UnknownPortal if none."""
-    try:
-        pid = int(portal_id)
-    except (TypeError, ValueError):
-        raise UnknownPortal("origin.portalId is missing or not a number") from None
+    if isinstance(portal_id, str) and _ascii_digits(portal_id.strip()):
+        portal_id = int(portal_id)
+    if isinstance(portal_id, bool) or not isinstance(portal_id, int):
+        raise UnknownPortal("origin.portalId is missing or not a number")
+    if not 0 < portal_id < 2**63:  # the column is a bigint
+        raise UnknownPortal("origin.portalId is out of range")
+    pid = portal_id
     workspace_id = db.session.scalar(
         db.select(HubSpotConnection.workspace_id).filter_by(portal_id=pid)
     )

@@ -143,7 +143,7 @@ def parse_timestamp(value) -> datetime | None:
         if not isinstance(value, str) or not value.strip():
             return None
         text = value.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DataError
 
 from ..extensions import db, htmx, login_manager
 from ..models import HubSpotConnection, Membership, User
@@ -31,8 +33,13 @@ def _register_login(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def load_user(session_id: str):
+        """The user of a session or remember cookie, only while its session token is current."""
+        user_id, _, token = session_id.partition(":")
+        if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 9 or not token:
+            return None
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.session_matches(token) else None
 
 
 def _register_context(app: Flask) -> None:
@@ -84,6 +91,31 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(405)
     def method_not_allowed(error):
         return error_page(405, "Method not allowed", "That address does not take this request.")
+
+    @app.errorhandler(413)
+    def too_large(error):
+        return error_page(
+            413,
+            "Too large",
+            getattr(error, "description", "") or "The body is larger than AutoSeq accepts.",
+        )
+
+    @app.errorhandler(DataError)
+    def data_error(error):
+        # A value the database refuses (out of range, malformed): the input's fault, not ours.
+        return error_page(400, "Bad request", "A value in the request is out of range.")
+
+    @app.errorhandler(RedisError)
+    def redis_unavailable(error):
+        # Redis is a queue and a cache: while it is away, say so and ask for a retry (no 500).
+        app.logger.error("Redis unavailable for %s: %s", request.path, error)
+        response = make_response(
+            error_page(
+                503, "Temporarily unavailable", "AutoSeq cannot reach its queue. Try again shortly."
+            )
+        )
+        response.headers["Retry-After"] = "10"
+        return response
 
     @app.errorhandler(500)
     def server_error(error):

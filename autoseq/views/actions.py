@@ -14,7 +14,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 
 from ..extensions import csrf, db
 from ..hubspot.signatures import SignatureError, verify_request
@@ -48,24 +48,39 @@ def error(status: int, title: str, message: str):
 def verified_json():
     """The signed request's JSON object, or an error response (401 or 400)."""
     body = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        # A chunked body is cut off at the limit (Werkzeug reads no further): refuse it whole.
+        return None, error(413, "Too large", f"The body may be at most {limit} bytes.")
     try:
-        verify_request(
+        verified = verify_request(
             current_app.config.get("HUBSPOT_CLIENT_SECRET"),
             request.method,
             called_uri(),
             body,
             request.headers,
+            v3_only=current_app.config.get("HUBSPOT_SIGNATURE_V3_ONLY", False),
         )
     except SignatureError as exc:
         log.warning("rejected unsigned HubSpot request to %s: %s", request.path, exc.reason)
         return None, error(401, "Invalid signature", exc.reason)
+    if verified.version == "v2":
+        # README "Signatures": when these stop, HUBSPOT_SIGNATURE_V3_ONLY can be turned on.
+        log.info("HubSpot request to %s verified with a v2 signature", request.path)
     try:
-        data = json.loads(body)
+        # parse_constant: NaN and Infinity are not JSON (Python accepts them by default).
+        data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError):
         return None, error(400, "Malformed JSON", "The body is not valid JSON.")
+    except RecursionError:
+        return None, error(400, "Malformed JSON", "The body is nested too deeply.")
     if not isinstance(data, dict):
         return None, error(400, "Malformed JSON", "The body must be a JSON object.")
     return data, None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def unavailable(exc: Exception):
@@ -74,6 +89,13 @@ def unavailable(exc: Exception):
     response = error(503, "Temporarily unavailable", "Try again shortly.")
     response[0].headers["Retry-After"] = "30"
     return response
+
+
+def refused_data(exc: Exception):
+    """The database refused a value (out of range, malformed): retrying cannot help, so 400."""
+    db.session.rollback()
+    log.warning("HubSpot request refused, a value the database cannot store: %s", exc.orig)
+    return error(400, "Invalid value", "A value in the request is out of range or malformed.")
 
 
 @bp.post("/enroll")
@@ -98,6 +120,8 @@ def execution_receive():
         enrollment_service.ensure_enqueued(row, fresh=created)
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
+    except DataError as exc:
+        return refused_data(exc)
     except (RedisError, OperationalError, SQLAlchemyError) as exc:
         return unavailable(exc)
     return jsonify(BLOCK_ANSWER)
@@ -130,6 +154,8 @@ def options_list():
         )
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
+    except DataError as exc:
+        return refused_data(exc)
     except SQLAlchemyError as exc:
         return unavailable(exc)
     if field == "sequence":

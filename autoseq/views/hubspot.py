@@ -87,6 +87,15 @@ def _callback_error(title: str, message: str, status: int = 400):
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
+@oauth_bp.errorhandler(400)
+def callback_bad_request(error):
+    """A malformed answer (a NUL byte, say: refused before the view) ends on the same page."""
+    return _callback_error(
+        "HubSpot's answer was malformed",
+        "Nothing was connected. Go to Settings → HubSpot and click Connect HubSpot again.",
+    )
+
+
 @oauth_bp.route("/hubspot/oauth/callback")
 @login_required
 def oauth_callback():

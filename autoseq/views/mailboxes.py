@@ -247,7 +247,8 @@ def rotation_move(rotation_id: int):
     """Move a member up or down (``move`` = "<member id>:up|down")."""
     rotation = _rotation_or_404(rotation_id)
     member_id, _, direction = (request.form.get("move") or "").partition(":")
-    if not member_id.isdigit() or direction not in ("up", "down"):
+    well_formed = member_id.isascii() and member_id.isdigit() and len(member_id) <= 9
+    if not well_formed or direction not in ("up", "down"):
         abort(400, "Say which member to move, and up or down.")
     service.move_member(rotation, int(member_id), direction)
     return redirect(url_for(".rotation_show", rotation_id=rotation.id))

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
-from flask_login import current_user, login_required
+import logging
 
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+
+from .. import mail
 from ..extensions import db
 from ..forms import InviteForm, RoleForm, WorkspaceForm
-from ..models import Membership, Role, User
+from ..models import Membership, Role, User, Workspace
 from ..services import accounts
 from .helpers import role_required, workspace_blueprint
 
+log = logging.getLogger(__name__)
 bp = Blueprint("workspaces", __name__)
 ws = workspace_blueprint("workspace", __name__)
 
@@ -83,23 +100,94 @@ def _settings_page(form=None, invite_form=None):
 @ws.route("/members", methods=["POST"])
 @role_required(Role.ADMIN)
 def member_create():
-    """Invite an existing AutoSeq user into this workspace by email."""
+    """Invite someone by email: they get a signed, expiring link to accept while signed in."""
     invite_form = InviteForm()
     if invite_form.validate_on_submit():
-        user = db.session.scalar(db.select(User).filter_by(email=invite_form.email.data))
-        if user is None:
-            invite_form.email.errors.append(
-                "No AutoSeq account uses this email. Ask them to sign up first."
-            )
-        elif db.session.scalar(
-            db.select(Membership).filter_by(workspace_id=g.workspace.id, user_id=user.id)
-        ):
+        email = invite_form.email.data
+        existing = db.session.scalar(
+            db.select(Membership)
+            .join(Membership.user)
+            .filter(Membership.workspace_id == g.workspace.id, User.email == email)
+        )
+        if existing:
             invite_form.email.errors.append("This person is already a member.")
         else:
-            accounts.add_member(g.workspace, user, invite_form.role.data)
-            flash(f"{user.email} can now use this workspace.", "success")
-            return redirect(url_for(".settings_show"))
+            token = invitation_token(g.workspace.id, email, invite_form.role.data)
+            link = current_app.config["PUBLIC_BASE_URL"] + url_for(
+                "workspaces.invitation_show", token=token
+            )
+            days = max(1, current_app.config["INVITATION_MAX_AGE"] // 86400)
+            try:
+                mail.send(
+                    email,
+                    f"Join “{g.workspace.name}” on AutoSeq",
+                    f"{current_user.display_name} invites you to the AutoSeq workspace "
+                    f"“{g.workspace.name}” as {invite_form.role.data}.\n\n"
+                    f"Open this link, signed in as {email}, to accept (valid {days} days):\n\n"
+                    f"{link}\n",
+                )
+            except (OSError, RedisError) as exc:
+                log.error("invitation mail not sent: %s", exc)
+                invite_form.email.errors.append("The invitation could not be sent. Try again.")
+            else:
+                note = " (no mail server here: see /dev/mail)" if mail.uses_outbox() else ""
+                flash(f"Invitation sent to {email}.{note}", "success")
+                return redirect(url_for(".settings_show"))
     return _settings_page(invite_form=invite_form), 422
+
+
+def invitation_token(workspace_id: int, email: str, role: str) -> str:
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="invitation")
+    return serializer.dumps({"w": workspace_id, "e": email, "r": role, "by": current_user.id})
+
+
+def _invitation(token: str) -> dict:
+    """The invitation in ``token``, checked: signed, unexpired, for the signed-in user."""
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="invitation")
+    try:
+        data = serializer.loads(token, max_age=current_app.config["INVITATION_MAX_AGE"])
+    except BadSignature:
+        abort(400, "This invitation link is invalid or has expired. Ask for a new one.")
+    if not isinstance(data, dict) or data.get("r") not in (Role.MEMBER.value, Role.ADMIN.value):
+        abort(400, "This invitation link is invalid.")
+    workspace = db.session.get(Workspace, data.get("w")) if isinstance(data.get("w"), int) else None
+    inviter = db.session.scalar(
+        db.select(Membership).filter_by(workspace_id=data.get("w"), user_id=data.get("by"))
+    )
+    if workspace is None or inviter is None or not inviter.role_enum.at_least(Role.ADMIN):
+        abort(400, "This invitation is no longer valid. Ask for a new one.")
+    data["workspace"] = workspace
+    return data
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@login_required
+def invitation_show(token: str):
+    """Show an invitation to the invitee; accepting it (POST) makes them a member."""
+    invitation = _invitation(token)
+    workspace = invitation["workspace"]
+    wrong_user = invitation["e"] != current_user.email
+    unverified = not current_user.email_verified
+    member = db.session.scalar(
+        db.select(Membership).filter_by(workspace_id=workspace.id, user_id=current_user.id)
+    )
+    if request.method == "POST" and not (wrong_user or unverified):
+        if member is None:
+            try:
+                accounts.add_member(workspace, current_user, invitation["r"])
+            except IntegrityError:  # accepted twice at once: the other click made the member
+                db.session.rollback()
+        flash(f"You joined “{workspace.name}”.", "success")
+        return redirect(url_for("workspace.workspace_switch", workspace_id=workspace.id))
+    status = 403 if request.method == "POST" else 200
+    return render_template(
+        "workspaces/invitation.html",
+        invitation=invitation,
+        workspace=workspace,
+        wrong_user=wrong_user,
+        unverified=unverified,
+        member=member,
+    ), status
 
 
 def _member_or_404(membership_id: int) -> Membership:

@@ -69,8 +69,18 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A browser tab; the test fails if any page broke the Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text
+            and violations.append(f"{page.url}: {message.text}")
+        ),
+    )
     yield page
     context.close()
+    assert not violations, "\n".join(violations)

@@ -101,3 +101,6 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
     spread = page.locator("#content")
     expect(spread).to_contain_text(f"{len(succeeded)} enrolled through this rotation")
     expect(spread).to_contain_text("of target 50.0%")
+    # The bars get their width from app.js (the CSP refuses inline style attributes).
+    target = page.locator(".spread-target").first
+    assert target.evaluate("bar => bar.style.width") == "50%"

@@ -189,7 +189,7 @@ def test_key_rotation_reencrypts_with_the_new_key(app, connected_workspace):
     new_key = Fernet.generate_key().decode()
     app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key, *old_keys]
     try:
-        assert tokens.rotate_all() == 1
+        assert tokens.rotate_all().rotated == 1
         stored = _connection(connected_workspace.id).refresh_token_enc
         assert tokens.decrypt(stored, [new_key]) == refresh  # the new key alone reads it
         with pytest.raises(TokenDecryptError):

@@ -246,7 +246,7 @@ def test_spread_chart_counts_enrollments_of_the_current_period(logged_in, worksp
     assert "4 enrolled through this rotation" in html
     assert '3 · 75.0% <span class="muted">of target 75.0%</span>' in html
     assert '1 · 25.0% <span class="muted">of target 25.0%</span>' in html
-    assert 'class="spread-bar spread-actual" style="width: 75.0%"' in html
+    assert 'class="spread-bar spread-actual" data-pct="75.0"' in html
 
 
 def test_rotation_page_flags_members_it_skips(logged_in, workspace, boxes):
