@@ -22,7 +22,8 @@ def main() -> int:
     def run():
         with app.app_context():
             reconcile(connection)
-        ReconcilingScheduler(connection=connection, interval=5).run()  # the 15-second sweep needs it
+        # Polls every 5 s: the 15-second enrollment sweep needs it.
+        ReconcilingScheduler(connection=connection, interval=5).run()
 
     run_reconnecting("scheduler", connection, run)
     return 0
