@@ -168,6 +168,15 @@ def member_client(app, make_user, workspace):
     return make
 
 
+@pytest.fixture(autouse=True)
+def _app_config_per_test(app):
+    """The app is shared by the session: whatever a test changes in its config ends with it."""
+    saved = dict(app.config)
+    yield
+    app.config.clear()
+    app.config.update(saved)
+
+
 @pytest.fixture
 def run_jobs(app, redis):
     """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue.

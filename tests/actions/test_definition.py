@@ -56,8 +56,8 @@ def official(definition: dict) -> PublicActionDefinitionEgg:
 
 
 @pytest.fixture
-def shown(app, runner) -> dict:
-    app.config["PUBLIC_BASE_URL"] = "https://autoseq.example.com"
+def shown(app, runner, monkeypatch) -> dict:
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://autoseq.example.com")
     result = runner.invoke(args=["hubspot", "publish-action", "--show"])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
