@@ -17,8 +17,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# axe-core for the browser journeys' accessibility audit (tests/e2e/axe.py), pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	@echo "[autoseq] installing the journeys' Node tools (npm ci: axe-core)"
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev node_modules/.installed
 
 ## Run AutoSeq (web, worker, scheduler; plus the HubSpot sandbox unless a real app is configured).
 run: install

@@ -12,3 +12,24 @@ document.addEventListener("htmx:sendError", function (event) {
       '<div class="flash flash-error" role="alert">AutoSeq could not be reached. Check your connection and try again.</div>');
   }
 });
+
+// The Sequences "Sort by" select follows a sort chosen by clicking a column header.
+document.addEventListener("htmx:afterSettle", function () {
+  const table = document.querySelector("table[data-sort]");
+  const select = document.getElementById("seq-sort");
+  if (table && select && select.value !== table.dataset.sort) {
+    select.value = table.dataset.sort;
+  }
+});
+
+// Narrow screens: the sidebar's Menu button shows and hides the navigation (CSS hides it only
+// once this script has run, so without JavaScript the navigation simply stays open).
+document.documentElement.classList.add("js");
+document.addEventListener("click", function (event) {
+  const toggle = event.target.closest(".nav-toggle");
+  if (!toggle) return;
+  const sidebar = toggle.closest(".sidebar");
+  const open = !sidebar.classList.contains("open");
+  sidebar.classList.toggle("open", open);
+  toggle.setAttribute("aria-expanded", open ? "true" : "false");
+});

@@ -101,3 +101,20 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
     spread = page.locator("#content")
     expect(spread).to_contain_text(f"{len(succeeded)} enrolled through this rotation")
     expect(spread).to_contain_text("of target 50.0%")
+
+    # The other pages an admin would show: the log, one sequence, a mailbox's edit form, the
+    # rotation's delete confirmation and the settings (each audited by axe-core at both widths).
+    page.goto(ws + "/analytics/log")
+    expect(page.locator("#content")).to_contain_text("SDR Team")
+    page.goto(ws + "/sequences/")
+    page.get_by_role("link", name="Cold Outbound - SaaS Companies").click()
+    expect(page.locator(".topbar h1")).to_contain_text("Cold Outbound - SaaS Companies")
+    page.goto(ws + "/mailboxes/")
+    page.locator("a", has_text="Edit").first.click()
+    expect(page.locator("form")).not_to_have_count(0)
+    page.goto(ws + "/mailboxes/")
+    page.get_by_role("link", name="SDR Team").first.click()
+    page.goto(page.url + "/delete")
+    expect(page.locator("#content")).to_contain_text("SDR Team")
+    page.goto(ws + "/settings")
+    expect(page.locator("#content")).to_contain_text(user.email)
