@@ -152,6 +152,11 @@ class HubSpotClient:
         """The sequences user ``user_id`` sees (``/automation/v4/sequences?userId=``)."""
         return self.paginate("/automation/v4/sequences", {"userId": str(user_id)})
 
+    def iter_flows(self) -> Iterator[dict]:
+        """The portal's workflows (``/automation/v4/flows``: ``id``, ``name``, ``isEnabled``,
+        ``objectTypeId`` ...; scope ``automation``)."""
+        return self.paginate("/automation/v4/flows")
+
     def get_sequence(self, sequence_id, user_id) -> dict:
         """One sequence with its steps."""
         return self.get(f"/automation/v4/sequences/{sequence_id}", {"userId": str(user_id)})

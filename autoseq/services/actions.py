@@ -80,7 +80,7 @@ def build_definition(public_base_url: str) -> dict:
         "actionUrl": base + ENROLL_PATH,
         "published": True,
         "objectTypes": ["CONTACT"],
-        "objectRequestOptions": {"properties": ["email"]},
+        "objectRequestOptions": {"properties": ["firstname", "lastname", "email"]},
         "inputFields": [
             _select("sequence", options_url, True),
             _select("send_from", None, True, SEND_FROM_OPTIONS),

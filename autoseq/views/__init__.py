@@ -45,7 +45,22 @@ def _register_login(app: Flask) -> None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 
+HUBSPOT_PAGES = {
+    "contact": "/contacts/{portal}/record/0-1/{id}",
+    "workflow": "/workflows/{portal}/platform/flow/{id}/edit",
+    "sequence": "/sequences/{portal}/sequence/{id}",
+}
+
+
 def _register_context(app: Flask) -> None:
+    @app.template_global()
+    def hubspot_url(kind: str, portal_id, object_id) -> str | None:
+        """The HubSpot page of a contact, workflow or sequence (None without both ids)."""
+        if not portal_id or not object_id:
+            return None
+        base = app.config.get("HUBSPOT_APP_BASE", "https://app.hubspot.com").rstrip("/")
+        return base + HUBSPOT_PAGES[kind].format(portal=portal_id, id=object_id)
+
     @app.context_processor
     def layout_context():
         """What base.html needs: the user's workspaces and the current one's HubSpot connection."""

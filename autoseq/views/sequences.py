@@ -31,6 +31,7 @@ from ..models import (
     SyncTrigger,
 )
 from ..models.base import utcnow
+from ..services import analytics
 from ..services import sync as sync_service
 from .helpers import redirect_next, render_fragment_or_page, scoped_or_404, workspace_blueprint
 
@@ -135,6 +136,17 @@ def _list_context() -> dict:
         .where(Sequence.workspace_id == ws, Sequence.removed_at.is_(None))
         .limit(1)
     )
+    # HubSpot's sequences API reports no state in most portals: show the column and its filter
+    # only when some sequence has one, rather than a column of "Unknown".
+    has_states = any_sequences and db.session.scalar(
+        db.select(Sequence.id)
+        .where(
+            Sequence.workspace_id == ws,
+            Sequence.removed_at.is_(None),
+            Sequence.state != SequenceState.UNKNOWN.value,
+        )
+        .limit(1)
+    )
     history = db.session.scalars(
         db.select(SyncRun).filter_by(workspace_id=ws).order_by(SyncRun.id.desc()).limit(5)
     ).all()
@@ -150,6 +162,7 @@ def _list_context() -> dict:
         "hubspot_connected": connection is not None
         and connection.status == ConnectionStatus.CONNECTED,
         "states": STATES,
+        "has_states": bool(has_states),
         "sharings": SHARINGS,
     }
 
@@ -228,6 +241,9 @@ def sequence_show(sequence_id: int):
         senders=senders,
         recent=recent,
         workflows=workflows,
+        workflow_names=analytics.workflow_names(
+            g.workspace.id, [w.workflow_id for w in workflows] + [e.workflow_id for e in recent]
+        ),
         enrolled=enrolled,
     )
 

@@ -29,6 +29,8 @@ SHOTS = Path(os.environ.get("AUTOSEQ_SHOTS", "/tmp/autoseq-shots"))
 
 # Runs axe on the whole document and keeps what a report needs.
 RUN_AXE = """async () => {
+  window.__axeOff = true;  // the live audit stands down; wait for one that is under way
+  try { await window.__axeLive; } catch (e) { /* its own business */ }
   const result = await axe.run(document, {resultTypes: ['violations']});
   return result.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
@@ -41,8 +43,12 @@ LIVE_AXE = """(() => {
   let timer = null, busy = false, again = false;
   const run = () => {
     clearTimeout(timer);
-    timer = setTimeout(async () => {
-      if (busy) { again = true; return; }
+    timer = setTimeout(() => {
+      if (busy) { again = true; } else { window.__axeLive = live(); }
+    }, 120);
+  };
+  const live = async () => {
+      if (window.__axeOff) return;
       busy = true;
       try {
         const result = await axe.run(document, {resultTypes: ['violations']});
@@ -53,7 +59,6 @@ LIVE_AXE = """(() => {
       } catch (e) { /* the page went away mid-run: finish() revisits it */ }
       busy = false;
       if (again) { again = false; run(); }
-    }, 120);
   };
   addEventListener('load', run);
   document.addEventListener('htmx:afterSettle', run);

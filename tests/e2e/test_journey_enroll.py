@@ -3,6 +3,7 @@ rotation, let a HubSpot workflow run the action for 40 contacts, and see how the
 
 from __future__ import annotations
 
+import re
 import time
 
 from playwright.sync_api import expect
@@ -106,6 +107,11 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
     # rotation's delete confirmation and the settings (each audited by axe-core at both widths).
     page.goto(ws + "/analytics/log")
     expect(page.locator("#content")).to_contain_text("SDR Team")
+    # Names, not ids: the workflow as HubSpot names it, each contact by name and email.
+    expect(page.locator("#content")).to_contain_text("New MQL: start SDR outreach")
+    first = page.locator(".log-table td.contact a").first
+    expect(first).not_to_have_text(re.compile(r"^(Contact )?\d+$"))
+    expect(page.locator(".log-table td.contact").first).to_contain_text("@")
     page.goto(ws + "/sequences/")
     page.get_by_role("link", name="Cold Outbound - SaaS Companies").click()
     expect(page.locator(".topbar h1")).to_contain_text("Cold Outbound - SaaS Companies")
