@@ -33,3 +33,17 @@ document.addEventListener("click", function (event) {
   sidebar.classList.toggle("open", open);
   toggle.setAttribute("aria-expanded", open ? "true" : "false");
 });
+
+// Live while work runs: the top bar's activity indicator announces "enrollments-changed" when
+// the queued count moves; the parts of the page marked data-live-refresh reload themselves
+// ("fragment": the view answers htmx with this part; "select": pick it out of the whole page).
+document.body.addEventListener("enrollments-changed", function () {
+  document.querySelectorAll("[data-live-refresh]").forEach(function (el) {
+    const options = { target: el, swap: "innerHTML" };
+    if (el.dataset.liveRefresh === "select") {
+      options.select = "#" + el.id;
+      options.swap = "outerHTML";
+    }
+    htmx.ajax("GET", window.location.pathname + window.location.search, options);
+  });
+});

@@ -74,7 +74,12 @@ def _register_context(app: Flask) -> None:
             connection = db.session.scalar(
                 db.select(HubSpotConnection).filter_by(workspace_id=g.workspace.id)
             )
-        return {"memberships": memberships, "connection": connection}
+        queued = None
+        if g.get("workspace"):
+            from .workspaces import queued_enrollments
+
+            queued = queued_enrollments(g.workspace.id)
+        return {"memberships": memberships, "connection": connection, "queued_now": queued}
 
 
 def _register_errors(app: Flask) -> None:

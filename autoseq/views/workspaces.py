@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..forms import InviteForm, RoleForm, WorkspaceForm
-from ..models import Membership, Role, User
+from ..models import Enrollment, EnrollmentStatus, Membership, Role, User
 from ..services import accounts
 from .helpers import role_required, workspace_blueprint
 
@@ -46,6 +56,30 @@ def workspace_new():
 def workspace_switch():
     """Opening a workspace's root makes it current (the blueprint does) and shows its sequences."""
     return redirect(url_for("sequences.sequence_list"))
+
+
+def queued_enrollments(workspace_id: int) -> int:
+    """How many of the workspace's enrollments are still queued (the app-wide indicator)."""
+    return db.session.scalar(
+        db.select(db.func.count())
+        .select_from(Enrollment)
+        .where(
+            Enrollment.workspace_id == workspace_id,
+            Enrollment.status == EnrollmentStatus.QUEUED.value,
+        )
+    )
+
+
+@ws.route("/activity")
+def activity_show():
+    """The indicator of enrollments in progress, polled while some are queued. When the count
+    moved since the caller's ``was``, ``HX-Trigger: enrollments-changed`` tells the pages that
+    show enrollment figures (analytics, log, rotation spread) to refresh themselves."""
+    queued = queued_enrollments(g.workspace.id)
+    response = make_response(render_template("_activity.html", queued=queued))
+    if request.args.get("was", type=int) != queued:
+        response.headers["HX-Trigger"] = "enrollments-changed"
+    return response
 
 
 @ws.route("/settings", methods=["GET", "POST"])

@@ -81,7 +81,17 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
         return len(callbacks) == CONTACTS and all(c["status"] == "blocked" for c in callbacks)
 
     wait_for(all_blocked, what="every execution to be answered BLOCK")
+
+    # While they are queued, the top bar says so on every page, and Analytics keeps itself
+    # current: once the worker has run, the figures change without a reload.
+    page.goto(ws + "/analytics/")
+    expect(page.locator("#activity")).to_contain_text(f"{CONTACTS} enrollments in progress")
+    expect(page.locator("#content")).to_contain_text(f"{CONTACTS} still queued")
+    page.evaluate("window.__notReloaded = true")
     run_jobs(["enrollments"])
+    expect(page.locator("#activity")).to_have_text("", timeout=15_000)
+    expect(page.locator("#content")).not_to_contain_text("still queued")
+    assert page.evaluate("window.__notReloaded") is True
 
     callbacks = sandbox_admin.get(f"/portals/{portal_id}/callbacks")["results"]
     assert all(c["completion"] is not None for c in callbacks)
