@@ -47,3 +47,53 @@ document.body.addEventListener("enrollments-changed", function () {
     htmx.ajax("GET", window.location.pathname + window.location.search, options);
   });
 });
+
+// Sortable tables (class "sortable"): each header with data-sort becomes a button that sorts the
+// rows by that column, both ways; aria-sort on the header says which way (and CSS draws an arrow).
+// Ties keep their current order (Array.prototype.sort is stable), so the order never jumps.
+function makeSortable(table) {
+  if (table.dataset.sortReady) return;
+  table.dataset.sortReady = "1";
+  const headers = Array.from(table.querySelectorAll("thead th[data-sort]"));
+  headers.forEach(function (th) {
+    const button = document.createElement("button");
+    button.type = "button";
+    while (th.firstChild) button.appendChild(th.firstChild);
+    th.appendChild(button);
+    button.addEventListener("click", function () {
+      const index = Array.from(th.parentNode.children).indexOf(th);
+      const numeric = th.dataset.sort === "num";
+      const direction = th.getAttribute("aria-sort") === (numeric ? "descending" : "ascending")
+        ? (numeric ? "ascending" : "descending") : (numeric ? "descending" : "ascending");
+      headers.forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", direction);
+      const sign = direction === "ascending" ? 1 : -1;
+      const body = table.tBodies[0];
+      const rows = Array.from(body.rows);
+      const key = function (row) {
+        const cell = row.cells[index];
+        const raw = cell ? (cell.dataset.value !== undefined ? cell.dataset.value : cell.textContent.trim()) : "";
+        return numeric ? parseFloat(raw) || 0 : raw.toLowerCase();
+      };
+      rows.sort(function (a, b) {
+        const x = key(a), y = key(b);
+        return (x < y ? -1 : x > y ? 1 : 0) * sign;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+}
+function initTables(root) {
+  root.querySelectorAll("table.sortable").forEach(makeSortable);
+}
+document.addEventListener("DOMContentLoaded", function () { initTables(document); });
+document.addEventListener("htmx:afterSettle", function (event) { initTables(event.target); });
+// "Show all" under a long breakdown lifts its height cap.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest(".show-all");
+  if (!button) return;
+  const region = document.getElementById(button.getAttribute("aria-controls"));
+  const all = region.classList.toggle("capped") === false;
+  button.setAttribute("aria-expanded", all ? "true" : "false");
+  button.textContent = all ? "Show fewer" : "Show all";
+});

@@ -38,7 +38,25 @@ from .helpers import redirect_next, render_fragment_or_page, scoped_or_404, work
 bp = workspace_blueprint("sequences", __name__, "/sequences")
 
 PER_PAGE = 50
-SORTS = ("name", "enrollments")
+# Every sort of the list; each column sorts both ways. "enrollments" (most first) and "name" keep
+# their old meaning (bookmarked URLs); the id breaks ties, so the order is stable.
+SORTS = (
+    "name",
+    "name_desc",
+    "sharing",
+    "sharing_desc",
+    "enrollments",
+    "enrollments_asc",
+    "synced",
+    "synced_asc",
+)
+# The direction a column's first click sorts in (names A-Z, counts and dates newest/most first).
+SORT_COLUMNS = {
+    "name": ("name", "name_desc"),
+    "sharing": ("sharing", "sharing_desc"),
+    "enrollments": ("enrollments", "enrollments_asc"),
+    "synced": ("synced", "synced_asc"),
+}
 STATES = tuple(s.value for s in SequenceState)
 SHARINGS = tuple(s.value for s in Sharing)
 
@@ -101,22 +119,31 @@ def _list_context() -> dict:
     f["page"] = min(f["page"], pages)
     offset = (f["page"] - 1) * PER_PAGE
     by_name = (db.func.lower(Sequence.name), Sequence.id)
+    sort = f["sort"]
 
-    if f["sort"] == "enrollments":
+    if sort.startswith("enrollments"):
         counts = _enrolled_counts(ws).subquery()
         enrolled = db.func.coalesce(counts.c.n, 0)
         rows = db.session.execute(
             db.select(Sequence, enrolled.label("enrolled"))
             .outerjoin(counts, counts.c.sequence_id == Sequence.id)
             .where(*where)
-            .order_by(enrolled.desc(), *by_name)
+            .order_by(enrolled.asc() if sort == "enrollments_asc" else enrolled.desc(), *by_name)
             .limit(PER_PAGE)
             .offset(offset)
         ).all()
         items = [(row.Sequence, row.enrolled) for row in rows]
     else:
+        order = {
+            "name": by_name,
+            "name_desc": (db.func.lower(Sequence.name).desc(), Sequence.id.desc()),
+            "sharing": (Sequence.sharing, *by_name),
+            "sharing_desc": (Sequence.sharing.desc(), *by_name),
+            "synced": (Sequence.last_synced_at.desc(), *by_name),
+            "synced_asc": (Sequence.last_synced_at.asc(), *by_name),
+        }[sort]
         page_rows = db.session.scalars(
-            db.select(Sequence).where(*where).order_by(*by_name).limit(PER_PAGE).offset(offset)
+            db.select(Sequence).where(*where).order_by(*order).limit(PER_PAGE).offset(offset)
         ).all()
         counted = dict(
             db.session.execute(_enrolled_counts(ws, [s.id for s in page_rows])).tuples().all()
@@ -162,6 +189,7 @@ def _list_context() -> dict:
         "hubspot_connected": connection is not None
         and connection.status == ConnectionStatus.CONNECTED,
         "states": STATES,
+        "sort_columns": SORT_COLUMNS,
         "has_states": bool(has_states),
         "sharings": SHARINGS,
     }

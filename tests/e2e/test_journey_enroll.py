@@ -107,6 +107,18 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
     page.goto(ws + "/analytics/")
     expect(page.locator("#content")).to_contain_text("SDR Team")
     expect(page.locator("#content")).to_contain_text(str(len(succeeded)))
+    # Breakdowns sort on any column, both ways, and say so on the header.
+    header = page.locator("#by-mailbox th", has_text="Enrollments")
+    expect(header).to_have_attribute("aria-sort", "descending")
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    counts = page.locator("#by-mailbox tbody td:nth-child(2)").all_inner_texts()
+    assert [int(c.replace(",", "")) for c in counts] == sorted(int(c) for c in counts)
+    page.locator("#by-mailbox th", has_text="Sender mailbox").get_by_role("button").click()
+    expect(page.locator("#by-mailbox th", has_text="Sender mailbox")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    expect(header).not_to_have_attribute("aria-sort", re.compile(".+"))
     page.goto(ws + "/mailboxes/")
     page.get_by_role("link", name="SDR Team").first.click()
     spread = page.locator("#content")

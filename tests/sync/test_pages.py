@@ -360,3 +360,29 @@ def test_no_state_column_or_filter_when_hubspot_reports_no_state(logged_in, work
     add_sequence(workspace.id, "Has a state", state="paused", sharing="team")
     html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
     assert 'id="seq-state"' in html and ">State<" in html and "Paused" in html
+
+
+def test_every_column_sorts_both_ways_with_aria_sort_on_its_header(logged_in, workspace):
+    add_sequence(workspace.id, "beta", sharing="team")
+    add_sequence(workspace.id, "Alpha", sharing="private")
+    add_sequence(workspace.id, "gamma", sharing="team")
+    url = f"/w/{workspace.id}/sequences/"
+    html = logged_in.get(url).get_data(as_text=True)
+    assert names(html) == ["Alpha", "beta", "gamma"]
+    assert re.search(
+        r'<th scope="col" class="" aria-sort="ascending"><a href="[^"]*sort=name_desc', html
+    )
+    html = logged_in.get(url + "?sort=name_desc").get_data(as_text=True)
+    assert names(html) == ["gamma", "beta", "Alpha"] and 'aria-sort="descending"' in html
+    html = logged_in.get(url + "?sort=sharing").get_data(as_text=True)
+    assert names(html) == ["Alpha", "beta", "gamma"]  # private first, then by name
+    html = logged_in.get(url + "?sort=sharing_desc").get_data(as_text=True)
+    assert names(html) == ["beta", "gamma", "Alpha"]
+    assert html.count("aria-sort=") == 1 and "<a aria-sort" not in html
+
+
+def test_a_header_link_carries_sort_once(logged_in, workspace):
+    add_sequence(workspace.id, "One", sharing="team")
+    html = logged_in.get(f"/w/{workspace.id}/sequences/?q=O").get_data(as_text=True)
+    for href in re.findall(r'<th[^>]*><a href="([^"]+)"', html):
+        assert href.count("sort=") <= 1 and 'hx-include="this"' in html, href
