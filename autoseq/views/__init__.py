@@ -54,6 +54,14 @@ HUBSPOT_PAGES = {
 
 def _register_context(app: Flask) -> None:
     @app.template_global()
+    def first_run_steps():
+        """The current workspace's first-run checklist (None once every required step is done)."""
+        from ..services.onboarding import first_run_steps as steps_of
+
+        steps = steps_of(g.workspace.id, app.config.get("HUBSPOT_APP_ID"))
+        return None if all(s.done or s.optional for s in steps) else steps
+
+    @app.template_global()
     def hubspot_url(kind: str, portal_id, object_id) -> str | None:
         """The HubSpot page of a contact, workflow or sequence (None without both ids)."""
         if not portal_id or not object_id:
