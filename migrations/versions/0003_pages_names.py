@@ -1,5 +1,6 @@
 """names, not ids: a workflows table (names from HubSpot's flows API) and the contact's name and
-email on each enrollment (sent by HubSpot with the execution)
+email on each enrollment (sent by HubSpot with the execution); workspaces.is_demo (demo data lives
+in its own workspace)
 
 Revision ID: 0003_pages_names
 Revises: 0002_analytics_include
@@ -35,6 +36,10 @@ def upgrade():
             "workspace_id", "hubspot_id", name=op.f("uq_workflows_workspace_id_hubspot_id")
         ),
     )
+    with op.batch_alter_table("workspaces", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("is_demo", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("contact_name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("contact_email", sa.String(length=254), nullable=True))
@@ -44,4 +49,6 @@ def downgrade():
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_column("contact_email")
         batch_op.drop_column("contact_name")
+    with op.batch_alter_table("workspaces", schema=None) as batch_op:
+        batch_op.drop_column("is_demo")
     op.drop_table("workflows")
