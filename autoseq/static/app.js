@@ -97,3 +97,69 @@ document.addEventListener("click", function (event) {
   button.setAttribute("aria-expanded", all ? "true" : "false");
   button.textContent = all ? "Show fewer" : "Show all";
 });
+
+// The rotation editor: weights only in Weighted mode, a running total of the weights, and a new
+// empty member row as soon as the last one names a mailbox (the form accepts any number of rows).
+function initRotationEditor(root) {
+  const table = root.querySelector("table.rotation-members");
+  if (!table || table.dataset.editorReady) return;
+  table.dataset.editorReady = "1";
+  const form = table.closest("form");
+  const mode = form && form.querySelector("select[name=mode]");
+  const total = document.createElement("p");
+  total.className = "weight-total";
+  total.setAttribute("aria-live", "polite");
+  table.closest(".table-card-scroll").after(total);
+
+  function update() {
+    const weighted = !mode || mode.value === "weighted";
+    table.classList.toggle("even", !weighted);
+    total.hidden = !weighted;
+    let sum = 0;
+    let rows = 0;
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      const box = row.querySelector("select");
+      const weight = row.querySelector("input.weight");
+      const removed = row.querySelector("input[type=checkbox]");
+      if (box && box.value && !(removed && removed.checked)) {
+        rows += 1;
+        sum += weight ? parseInt(weight.value, 10) || 0 : 0;
+      }
+    });
+    total.textContent = rows
+      ? "Weights add up to " + sum + "% " + (sum === 100 ? "✓" : "(they must add up to 100%)")
+      : "";
+    total.classList.toggle("errors", rows > 0 && sum !== 100);
+  }
+
+  function addRowIfLastFilled() {
+    const body = table.tBodies[0];
+    const last = body.rows[body.rows.length - 1];
+    const box = last && last.querySelector("select");
+    if (!box || !box.value) return;
+    const match = /members-(\d+)-/.exec(box.name);
+    if (!match) return;
+    const next = parseInt(match[1], 10) + 1;
+    const row = last.cloneNode(true);
+    row.querySelectorAll("[name], [id], [for]").forEach(function (el) {
+      ["name", "id", "for"].forEach(function (attr) {
+        const value = el.getAttribute(attr);
+        if (value) el.setAttribute(attr, value.replace(/members-\d+-/, "members-" + next + "-"));
+      });
+    });
+    row.querySelectorAll("[aria-label]").forEach(function (el) {
+      el.setAttribute("aria-label", el.getAttribute("aria-label").replace(/\d+$/, String(body.rows.length + 1)));
+    });
+    row.querySelectorAll("select").forEach(function (el) { el.value = ""; });
+    row.querySelectorAll("input.weight").forEach(function (el) { el.value = ""; });
+    row.querySelectorAll("input[type=checkbox]").forEach(function (el) { el.checked = false; });
+    row.querySelectorAll(".errors, button").forEach(function (el) { el.remove(); });
+    if (row.cells[0]) row.cells[0].textContent = String(body.rows.length + 1);
+    body.appendChild(row);
+  }
+
+  form.addEventListener("input", update);
+  form.addEventListener("change", function () { addRowIfLastFilled(); update(); });
+  update();
+}
+document.addEventListener("DOMContentLoaded", function () { initRotationEditor(document); });

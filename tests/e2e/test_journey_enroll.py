@@ -55,12 +55,17 @@ def test_connect_sync_rotate_and_enroll_from_a_workflow(
     # A weighted rotation over three reps.
     page.goto(ws + "/mailboxes/rotations/new")
     page.get_by_label("Name").fill("SDR Team")
-    page.get_by_label("Split").select_option(label="Weighted")
-    selects = page.locator("table select")
     weights = page.locator("table input[type=number], table input[type=text]")
+    expect(weights.first).to_be_hidden()  # Even split: no weights to fill in
+    page.get_by_label("Split").select_option(label="Weighted")
+    expect(weights.first).to_be_visible()
+    selects = page.locator("table select")
     for row, (who, weight) in enumerate([("alice", "50"), ("bruno", "30"), ("chloe", "20")]):
         pick(selects.nth(row), who)
         weights.nth(row).fill(weight)
+    # The editor added an empty row once the last one was filled, and keeps the total.
+    expect(page.locator("table.rotation-members tbody tr")).to_have_count(4)
+    expect(page.locator(".weight-total")).to_contain_text("Weights add up to 100%")
     page.get_by_role("button", name="Create rotation").click()
     expect(page.locator(".flash")).to_contain_text("SDR Team")
 
