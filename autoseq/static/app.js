@@ -163,3 +163,36 @@ function initRotationEditor(root) {
   update();
 }
 document.addEventListener("DOMContentLoaded", function () { initRotationEditor(document); });
+
+// Time zones: a filter box above the long list (type "york" to find America/New_York), and on a
+// new workspace the browser's own zone chosen by default.
+function initTimezone(select) {
+  if (!select || select.dataset.tzReady) return;
+  select.dataset.tzReady = "1";
+  if (select.closest("form[data-new-workspace]")) {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && Array.from(select.options).some(function (o) { return o.value === zone; })) {
+      select.value = zone;
+    }
+  }
+  const filter = document.createElement("input");
+  filter.type = "search";
+  filter.className = "tz-filter";
+  filter.placeholder = "Filter time zones";
+  filter.setAttribute("aria-label", "Filter time zones");
+  filter.setAttribute("aria-controls", select.id);
+  select.before(filter);
+  filter.addEventListener("input", function () {
+    const q = filter.value.trim().toLowerCase().replace(/\s+/g, "_");
+    let first = null;
+    Array.from(select.options).forEach(function (o) {
+      const show = !q || o.value.toLowerCase().includes(q);
+      o.hidden = !show;
+      if (show && !first) first = o;
+    });
+    if (first && select.selectedOptions[0] && select.selectedOptions[0].hidden) select.value = first.value;
+  });
+}
+document.addEventListener("DOMContentLoaded", function () {
+  initTimezone(document.querySelector("select#timezone"));
+});
