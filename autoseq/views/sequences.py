@@ -38,6 +38,7 @@ from .helpers import redirect_next, render_fragment_or_page, scoped_or_404, work
 bp = workspace_blueprint("sequences", __name__, "/sequences")
 
 PER_PAGE = 50
+PAGE_SIZES = (25, 50, 100, 250)
 # Every sort of the list; each column sorts both ways. "enrollments" (most first) and "name" keep
 # their old meaning (bookmarked URLs); the id breaks ties, so the order is stable.
 SORTS = (
@@ -76,7 +77,9 @@ def _filters() -> dict:
         page = max(1, int(args.get("page", 1)))
     except ValueError:
         page = 1
+    per = args.get("per", type=int)
     return {
+        "per": per if per in PAGE_SIZES else PER_PAGE,
         "q": q,
         "state": state if state in STATES else "",
         "sharing": sharing if sharing in SHARINGS else "",
@@ -115,9 +118,10 @@ def _list_context() -> dict:
         where.append(Sequence.owner_hubspot_user_id == f["owner"])
 
     total = db.session.scalar(db.select(db.func.count()).select_from(Sequence).where(*where))
-    pages = max(1, -(-total // PER_PAGE))
+    per_page = f["per"]
+    pages = max(1, -(-total // per_page))
     f["page"] = min(f["page"], pages)
-    offset = (f["page"] - 1) * PER_PAGE
+    offset = (f["page"] - 1) * per_page
     by_name = (db.func.lower(Sequence.name), Sequence.id)
     sort = f["sort"]
 
@@ -129,7 +133,7 @@ def _list_context() -> dict:
             .outerjoin(counts, counts.c.sequence_id == Sequence.id)
             .where(*where)
             .order_by(enrolled.asc() if sort == "enrollments_asc" else enrolled.desc(), *by_name)
-            .limit(PER_PAGE)
+            .limit(per_page)
             .offset(offset)
         ).all()
         items = [(row.Sequence, row.enrolled) for row in rows]
@@ -143,7 +147,7 @@ def _list_context() -> dict:
             "synced_asc": (Sequence.last_synced_at.asc(), *by_name),
         }[sort]
         page_rows = db.session.scalars(
-            db.select(Sequence).where(*where).order_by(*order).limit(PER_PAGE).offset(offset)
+            db.select(Sequence).where(*where).order_by(*order).limit(per_page).offset(offset)
         ).all()
         counted = dict(
             db.session.execute(_enrolled_counts(ws, [s.id for s in page_rows])).tuples().all()
@@ -189,6 +193,7 @@ def _list_context() -> dict:
         "hubspot_connected": connection is not None
         and connection.status == ConnectionStatus.CONNECTED,
         "states": STATES,
+        "page_sizes": PAGE_SIZES,
         "sort_columns": SORT_COLUMNS,
         "has_states": bool(has_states),
         "sharings": SHARINGS,
@@ -210,7 +215,11 @@ def sequence_list():
 def sequence_list_url(filters: dict, **changes) -> str:
     """The list URL with ``filters`` changed by ``changes`` (empty values left out)."""
     params = dict(filters, **changes)
-    params = {k: v for k, v in params.items() if v not in ("", None) and (k, v) != ("page", 1)}
+    params = {
+        k: v
+        for k, v in params.items()
+        if v not in ("", None) and (k, v) not in (("page", 1), ("per", PER_PAGE))
+    }
     if params.get("sort") == "name":
         params.pop("sort")
     return url_for("sequences.sequence_list", **params)

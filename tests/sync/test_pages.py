@@ -386,3 +386,13 @@ def test_a_header_link_carries_sort_once(logged_in, workspace):
     html = logged_in.get(f"/w/{workspace.id}/sequences/?q=O").get_data(as_text=True)
     for href in re.findall(r'<th[^>]*><a href="([^"]+)"', html):
         assert href.count("sort=") <= 1 and 'hx-include="this"' in html, href
+
+
+def test_page_size_is_chosen_and_kept_in_the_links(logged_in, workspace):
+    for i in range(30):
+        add_sequence(workspace.id, f"S{i:02d}", sharing="team")
+    url = f"/w/{workspace.id}/sequences/"
+    html = logged_in.get(url + "?per=25").get_data(as_text=True)
+    assert len(names(html)) == 25 and "30 sequences · page 1 of 2" in html
+    assert re.search(r'href="[^"]*per=25[^"]*page=2|href="[^"]*page=2[^"]*per=25', html)
+    assert len(names(logged_in.get(url + "?per=7").get_data(as_text=True))) == 30  # 50, default
