@@ -103,6 +103,7 @@ def run(label: str, url: str, rows: int, reuse: bool, repeat: int) -> dict:
                 mailboxes=30,
                 chunk=20_000,
                 seed=1,
+                with_queued=True,
             )
             print(
                 f"[{label}] inserted {result.inserted:,} in {result.seconds:.1f} s "

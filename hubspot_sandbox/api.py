@@ -330,6 +330,27 @@ def list_sequences(portal: Portal, token):
     return jsonify(paged(results, has_more, ids[-1] if ids else None, total))
 
 
+# -- workflows (flows) --------------------------------------------------------
+
+
+@bp.route("/automation/v4/flows", methods=["GET"])
+@portal_route(SCOPE_CALLBACKS)
+def list_flows(portal: Portal, token):
+    """The portal's workflows, by id, paged (``results[]`` of ``id``, ``name``, ``isEnabled``,
+    ``objectTypeId``, ``flowType``, ``revisionId``, ``createdAt``, ``updatedAt``); scope
+    ``automation``."""
+    limit = parse_limit(20, 100)
+    after = decode_cursor(request.args.get("after"))
+    with sandbox().state.lock:
+        ids = sorted(int(i) for i in portal.flows)
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        page = ids[start : start + limit + 1]
+        has_more = len(page) > limit
+        page = page[:limit]
+        results = [dict(portal.flows[str(i)]) for i in page]
+    return jsonify(paged(results, has_more, page[-1] if page else None))
+
+
 def _steps(seq_id: str) -> list[dict]:
     n = 2 + int(seq_id) % 3
     steps = []

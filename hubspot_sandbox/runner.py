@@ -93,6 +93,7 @@ class WorkflowRunner:
                 raise RunnerError(f"unknown action definition {definition_id}")
             version = int(definition.get("revisionId", "1"))
             props = (definition.get("objectRequestOptions") or {}).get("properties") or []
+            portal.add_flow(workflow_id)  # a workflow that runs exists in the portal
             callbacks = []
             for cid in contact_ids:
                 contact = portal.contacts.get(str(cid))

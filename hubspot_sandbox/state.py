@@ -234,6 +234,7 @@ class Portal:
     contacts: dict[str, Contact] = field(default_factory=dict)
     sequences: dict[str, Sequence] = field(default_factory=dict)
     enrollments: dict[str, Enrollment] = field(default_factory=dict)  # contact id -> enrollment
+    flows: dict[str, dict] = field(default_factory=dict)  # workflow id -> /automation/v4/flows item
     token_ttl: float | None = None  # None: sandbox default
     rate_limit: object = "default"  # "default", None (off) or (count, seconds)
     daily_cap: int = 1000
@@ -249,6 +250,23 @@ class Portal:
     stats_rate_limited: int = 0
     stats_by_path: dict[str, int] = field(default_factory=dict)
     stats_by_status: dict[str, int] = field(default_factory=dict)
+
+    def add_flow(self, flow_id, name: str | None = None) -> dict:
+        """A contact workflow (kept if it exists): what ``/automation/v4/flows`` lists."""
+        key = str(int(flow_id))
+        if key not in self.flows:
+            stamp = datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z")
+            self.flows[key] = {
+                "id": key,
+                "name": name or f"Workflow {key}",
+                "isEnabled": True,
+                "objectTypeId": "0-1",
+                "flowType": "WORKFLOW",
+                "revisionId": "1",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+            }
+        return self.flows[key]
 
     # -- sequence index -------------------------------------------------
     def index_add(self, seq: Sequence) -> None:
@@ -458,6 +476,12 @@ DEMO_SEQUENCES = [
     ("Partner Intro Sequence", False, None),
 ]
 DEMO_FOLDERS = {"inbound": "1001", "outbound": "1002", "events": "1003", "nurture": "1004"}
+# The demo portal's workflows (42 is the sandbox workflow page's default id).
+DEMO_FLOWS = [
+    (42, "New MQL: start SDR outreach"),
+    (25529510, "Webinar attendees: follow-up sequence"),
+    (25529511, "Trial signup: onboarding nudge"),
+]
 
 
 class SandboxState:
@@ -728,6 +752,8 @@ class SandboxState:
                     state=states[i % len(states)],
                     created_at=base + i * 86400 * 5,
                 )
+            for flow_id, flow_name in DEMO_FLOWS:
+                portal.add_flow(flow_id, flow_name)
             created = self.add_contacts(portal, contacts, rng)
             for contact in created[:: max(1, contacts // 8)][1:]:
                 contact.unsubscribed = True

@@ -4,6 +4,7 @@
 one when none does), starts the HubSpot sandbox unless a real HubSpot app is configured, and runs
 web, worker and scheduler together under honcho.
 ``python scripts/dev.py test [pytest args]``  makes sure Redis answers, then runs pytest.
+``python scripts/dev.py demo [demo-data args]``  ``flask demo-data`` with ``make run``'s settings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,7 @@ def ensure_redis() -> str:
     """Return a Redis URL that answers, starting a private server on a free port if needed."""
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     if redis_answers(url):
+        log(f"using the Redis at {url}")
         return url
     port = free_port()
     datadir = INSTANCE / "redis"
@@ -87,6 +90,7 @@ def ensure_redis() -> str:
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):
         if redis_answers(url):
+            log(f"using the private Redis at {url} (stops with make run)")
             return url
         time.sleep(0.1)
     raise SystemExit(f"the private Redis on port {port} did not answer")
@@ -155,16 +159,46 @@ def run() -> int:
         cwd=ROOT,
         check=True,
     )
-    log(f"open {env['PUBLIC_BASE_URL']} (sign up, create a workspace, connect HubSpot)")
-    if use_sandbox:
-        log(f"HubSpot sandbox: http://127.0.0.1:{SANDBOX_PORT}/_sandbox/ (admin page)")
+    log("starting web, worker and scheduler" + (" and the HubSpot sandbox" if use_sandbox else ""))
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)]
     proc = subprocess.Popen(honcho, env=env, cwd=ROOT)
+    announce = threading.Thread(
+        target=announce_when_up, args=(env["PUBLIC_BASE_URL"], use_sandbox, proc), daemon=True
+    )
+    announce.start()
     signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
     try:
         return proc.wait()
     except KeyboardInterrupt:
         return proc.wait()
+
+
+def announce_when_up(url: str, use_sandbox: bool, proc: subprocess.Popen) -> None:
+    """Print where to go only once the web process answers (not while it is still starting)."""
+    import requests
+
+    for _ in range(240):
+        if proc.poll() is not None:
+            return
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+        except requests.RequestException:
+            time.sleep(0.5)
+            continue
+        log(f"ready: open {url} (sign up, create a workspace, connect HubSpot)")
+        if use_sandbox:
+            log(f"HubSpot sandbox: http://127.0.0.1:{SANDBOX_PORT}/_sandbox/ (admin page)")
+        return
+    log(f"the web process did not answer at {url} within two minutes: see its log above")
+
+
+def demo(args: list[str]) -> int:
+    """``flask demo-data`` against the same database and settings as ``make run``."""
+    env = dict(os.environ)
+    env.setdefault("AUTOSEQ_ENV", "development")
+    command = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*command, "db", "upgrade"], env=env, cwd=ROOT, check=True)
+    return subprocess.run([*command, "demo-data", *args], env=env, cwd=ROOT).returncode
 
 
 def publish_when_ready() -> int:
@@ -198,7 +232,8 @@ def test(args: list[str]) -> int:
     env = dict(os.environ)
     env["REDIS_URL"] = ensure_redis()
     log(
-        f"tests use Redis at {env['REDIS_URL']} (database 15) and "
+        f"tests use Redis at {env['REDIS_URL']} "
+        f"(database {os.environ.get('TEST_REDIS_DB', '15')}) and "
         f"{'PostgreSQL' if env.get('DATABASE_URL', '').startswith('postgres') else 'SQLite'}"
     )
     return subprocess.run([sys.executable, "-m", "pytest", *args], env=env, cwd=ROOT).returncode
@@ -210,6 +245,8 @@ if __name__ == "__main__":
         sys.exit(run())
     if command == "test":
         sys.exit(test(sys.argv[2:]))
+    if command == "demo":
+        sys.exit(demo(sys.argv[2:]))
     if command == "publish-when-ready":
         sys.exit(publish_when_ready())
-    raise SystemExit(f"unknown command {command!r}: use run or test")
+    raise SystemExit(f"unknown command {command!r}: use run, test or demo")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoseq.extensions import db
-from autoseq.models import Membership, Role, Workspace
+from autoseq.models import Membership, Role, Rotation, Workspace
 from autoseq.services import accounts
 
 from .conftest import login
@@ -86,3 +86,23 @@ def test_membership_of_other_workspace_is_404(logged_in, make_user):
 
 def test_unknown_workspace_is_404(logged_in):
     assert logged_in.get("/w/999999/sequences/").status_code == 404
+
+
+def test_a_new_workspace_sees_the_first_run_checklist_with_each_steps_state(logged_in, workspace):
+    html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
+    assert "Getting started" in html
+    assert html.count('class="todo"') == 5 and 'class="done"' not in html
+    assert "Connect your HubSpot portal" in html and "(optional)" in html
+
+
+def test_the_checklist_marks_done_steps_and_goes_once_the_required_ones_are(logged_in, workspace):
+    db.session.add(Rotation(workspace_id=workspace.id, name="R"))
+    db.session.commit()
+    html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
+    assert html.count('class="done"') == 1 and html.count('class="todo"') == 4
+
+
+def test_pages_carry_a_favicon(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert 'rel="icon"' in html
+    assert client.get("/static/favicon.svg").status_code == 200

@@ -1,7 +1,11 @@
-"""``flask demo-data``: fill a workspace with realistic enrollments to look at (and to benchmark).
+"""``flask demo-data``: realistic enrollments to look at (and to benchmark), in a demo workspace.
 
-Sequences, HubSpot users, mailboxes and rotations are created when the workspace has too few;
-enrollments are written with bulk INSERTs in chunks, fast enough for a million rows.
+The command never writes into a real workspace: ``--workspace N`` names the workspace whose members
+get a separate *demo workspace* ("Demo: <name>", ``is_demo``), made once and reused, never connected
+to HubSpot. There, sequences, HubSpot users, mailboxes and rotations are created when it has too
+few, and enrollments are written with bulk INSERTs in chunks, fast enough for a million rows. Every
+generated enrollment is finished (enrolled or failed): nothing is left for a worker to pick up.
+A workspace connected to a HubSpot portal that is not the sandbox is refused outright.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..models import (
     HubSpotConnection,
     HubSpotUser,
     Mailbox,
+    Membership,
     Rotation,
     RotationMember,
     Sequence,
@@ -180,11 +185,12 @@ def generate(
     seed: int | None = None,
     now: datetime | None = None,
     progress=None,
+    with_queued: bool = False,
 ) -> DemoResult:
     """Insert ``count`` enrollments spread over the last ``days`` days into the workspace.
 
-    Busier on weekdays and office hours; about 85% succeed, 12% fail with HubSpot's reasons and
-    the most recent few are still queued. Commits each chunk.
+    Busier on weekdays and office hours; about 85% succeed, 12% fail with HubSpot's reasons; with
+    ``with_queued`` (benchmarks only) the most recent few are still queued. Commits each chunk.
     """
     started = clock.perf_counter()
     rng = random.Random(seed)
@@ -250,7 +256,7 @@ def generate(
             if seq_removed is not None and created > seq_removed:
                 status, outcome = "failed", "failed"
                 code, reason = FAILURES[-1][:2]
-            elif (now - created) < timedelta(minutes=20) and roll < 0.5:
+            elif with_queued and (now - created) < timedelta(minutes=20) and roll < 0.5:
                 status, outcome, finished, attempts = "queued", None, None, 0
             elif roll < 0.12:
                 code, reason = rng.choices(fail_codes, fail_weights)[0]
@@ -295,6 +301,39 @@ def generate(
     return DemoResult(workspace_id, inserted, clock.perf_counter() - started)
 
 
+def real_portal_refusal(workspace: Workspace) -> str | None:
+    """Why demo data is refused for ``workspace`` (connected to a real HubSpot portal), or None."""
+    from flask import current_app
+
+    connection = db.session.scalar(
+        select(HubSpotConnection).where(HubSpotConnection.workspace_id == workspace.id)
+    )
+    api = current_app.config.get("HUBSPOT_API_BASE", "https://api.hubapi.com")
+    if connection is not None and "api.hubapi.com" in api:
+        return (
+            f"workspace {workspace.id} is connected to HubSpot portal {connection.portal_id}, "
+            "not the sandbox: demo data is refused there"
+        )
+    return None
+
+
+def demo_workspace_for(source: Workspace) -> Workspace:
+    """The demo workspace of ``source``'s members (``source`` itself when it is one), made once."""
+    if source.is_demo:
+        return source
+    name = f"Demo: {source.name}"[:120]
+    demo = db.session.scalar(select(Workspace).where(Workspace.is_demo, Workspace.name == name))
+    if demo is None:
+        demo = Workspace(name=name, timezone=source.timezone, is_demo=True)
+        db.session.add(demo)
+        db.session.flush()
+    have = {m.user_id for m in demo.memberships}
+    for member in source.memberships:
+        if member.user_id not in have:
+            demo.memberships.append(Membership(user_id=member.user_id, role=member.role))
+    return demo
+
+
 def register_cli(app: Flask) -> None:
     @app.cli.command("demo-data")
     @click.option("--workspace", "workspace_id", type=int, default=None, help="Workspace id.")
@@ -305,15 +344,24 @@ def register_cli(app: Flask) -> None:
     @click.option("--mailboxes", type=click.IntRange(1, 1_000), default=8, show_default=True)
     @click.option("--seed", type=int, default=None, help="Repeatable data.")
     def demo_data(workspace_id, days, count, sequences, workflows, mailboxes, seed):
-        """Fill a workspace with realistic enrollments over the last DAYS days."""
+        """Fill a demo workspace (for the members of WORKSPACE) with enrollments over DAYS days."""
         if workspace_id is None:
-            workspace_id = db.session.scalar(select(func.min(Workspace.id)))
+            workspace_id = db.session.scalar(
+                select(func.min(Workspace.id)).where(Workspace.is_demo.is_(False))
+            )
             if workspace_id is None:
                 raise click.ClickException(
-                    "no workspace yet: create one first (flask users create)"
+                    "no workspace yet: sign up and create one first (make run, then open the app)"
                 )
-        if db.session.get(Workspace, workspace_id) is None:
+        source = db.session.get(Workspace, workspace_id)
+        if source is None:
             raise click.ClickException(f"no workspace with id {workspace_id}")
+        refusal = real_portal_refusal(source)
+        if refusal:
+            raise click.ClickException(refusal)
+        demo = demo_workspace_for(source)
+        db.session.commit()
+        workspace_id = demo.id
         result = generate(
             workspace_id,
             days=days,
@@ -328,6 +376,7 @@ def register_cli(app: Flask) -> None:
             ),
         )
         click.echo(
-            f"Inserted {result.inserted:,} enrollments into workspace {workspace_id} "
-            f"over {days} days in {result.seconds:.1f} s"
+            f"Inserted {result.inserted:,} enrollments into the demo workspace "
+            f"“{demo.name}” (id {workspace_id}) over {days} days in {result.seconds:.1f} s; "
+            f"switch to it from the workspace menu."
         )

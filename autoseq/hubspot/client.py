@@ -154,6 +154,11 @@ class HubSpotClient:
         """The sequences user ``user_id`` sees (``GET {SEQUENCES_API}?userId=``)."""
         return self.paginate(SEQUENCES_API, {"userId": str(user_id)})
 
+    def iter_flows(self) -> Iterator[dict]:
+        """The portal's workflows (``/automation/v4/flows``: ``id``, ``name``, ``isEnabled``,
+        ``objectTypeId`` ...; scope ``automation``)."""
+        return self.paginate("/automation/v4/flows")
+
     def get_sequence(self, sequence_id, user_id) -> dict:
         """One sequence with its steps."""
         return self.get(f"{SEQUENCES_API}/{sequence_id}", {"userId": str(user_id)})

@@ -16,8 +16,10 @@ from .mailboxes import (
 from .sequences import Sequence, SequenceState, Sharing
 from .sync import SyncRun, SyncStatus, SyncTrigger
 from .system import Heartbeat
+from .workflows import Workflow
 
 __all__ = [
+    "Workflow",
     "DEFAULT_DAILY_CAP",
     "ConnectionStatus",
     "Enrollment",

@@ -71,6 +71,9 @@ class Enrollment(db.Model):
     workflow_id: Mapped[str | None] = mapped_column(String(32))
     action_definition_id: Mapped[str | None] = mapped_column(String(64))
     contact_id: Mapped[str] = mapped_column(String(32))
+    # As HubSpot sent them with the execution (the definition's objectRequestOptions): no call.
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
     sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id", ondelete="SET NULL"))
     sequence_hubspot_id: Mapped[str] = mapped_column(String(32))
     sequence_name: Mapped[str] = mapped_column(Text, default="")

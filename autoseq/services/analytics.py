@@ -37,7 +37,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
-from ..models import Enrollment, EnrollmentStatus, Mailbox, Rotation, Sequence, Workspace
+from ..models import (
+    Enrollment,
+    EnrollmentStatus,
+    Mailbox,
+    Rotation,
+    Sequence,
+    Workflow,
+    Workspace,
+)
 from .enrollment import REASONS
 
 # What each failure code means, as the enrollment service words it (the table shows this,
@@ -571,13 +579,15 @@ def by_sequence(filters: Filters, rows=None) -> list[Row]:
 
 
 def by_workflow(filters: Filters, rows=None) -> list[Row]:
-    """Per HubSpot workflow id."""
+    """Per HubSpot workflow, by its name as last synced (its id until a sync has read it)."""
     if rows is None:
         rows = _grouped(filters, *DIMENSIONS["workflow"])
+    names = workflow_names(filters.workspace_id, [r[0] for r in rows if r[0]])
     return [
         Row(
             key=wf,
-            label=wf or "(no workflow id)",
+            label=(names.get(wf) or f"Workflow {wf}") if wf else "(no workflow id)",
+            detail=wf,
             counts=_counts(t, s, f),
             link_args=filters.query_args(workflow=wf) if wf else None,
         )
@@ -805,7 +815,10 @@ LOG_COLUMNS = (
     Enrollment.created_at,
     Enrollment.portal_id,
     Enrollment.contact_id,
+    Enrollment.contact_name,
+    Enrollment.contact_email,
     Enrollment.sequence_id,
+    Enrollment.sequence_hubspot_id,
     Enrollment.sequence_name,
     Enrollment.workflow_id,
     Enrollment.mailbox_id,
@@ -870,6 +883,22 @@ def log_page(
         next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if rows and has_older else None,
         prev_cursor=encode_cursor(rows[0].created_at, rows[0].id) if rows and has_newer else None,
         cursor_error=cursor_error,
+    )
+
+
+def workflow_names(workspace_id: int, ids) -> dict[str, str]:
+    """HubSpot workflow id -> name, for the ids given (names come with the sync)."""
+    ids = sorted({str(i) for i in ids if i})
+    if not ids:
+        return {}
+    return dict(
+        db.session.execute(
+            select(Workflow.hubspot_id, Workflow.name).where(
+                Workflow.workspace_id == workspace_id, Workflow.hubspot_id.in_(ids)
+            )
+        )
+        .tuples()
+        .all()
     )
 
 

@@ -106,6 +106,26 @@ class Execution:
     mailbox_ref: str | None
     rotation_ref: str | None
     input_fields: dict = field(default_factory=dict)
+    contact_name: str | None = None
+    contact_email: str | None = None
+
+
+def _contact_details(obj: dict) -> tuple[str | None, str | None]:
+    """The contact's name and email from ``object.properties`` (the definition asks HubSpot for
+    ``firstname``, ``lastname`` and ``email``); anything missing or odd is simply left out."""
+    props = obj.get("properties")
+    if not isinstance(props, dict):
+        return None, None
+
+    def text(key: str, limit: int) -> str | None:
+        value = props.get(key)
+        if not isinstance(value, str):
+            return None
+        value = " ".join(value.split())
+        return value[:limit] or None
+
+    parts = [p for p in (text("firstname", 100), text("lastname", 100)) if p]
+    return (" ".join(parts)[:200] or None), text("email", 254)
 
 
 def _value(raw):
@@ -173,6 +193,7 @@ def parse_execution(data: dict) -> Execution:
         raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
     workflow = context.get("workflowId")
     definition = origin.get("actionDefinitionId")
+    contact_name, contact_email = _contact_details(obj)
     return Execution(
         callback_id=callback_id,
         portal_id=int(portal),
@@ -184,6 +205,8 @@ def parse_execution(data: dict) -> Execution:
         mailbox_ref=chosen if send_from == SendMode.MAILBOX else None,
         rotation_ref=chosen if send_from == SendMode.ROTATION else None,
         input_fields={k: _value(v) for k, v in inputs.items() if isinstance(k, str)},
+        contact_name=contact_name,
+        contact_email=contact_email,
     )
 
 
@@ -217,6 +240,8 @@ def _insert_template():
         "workflow_id": bindparam("workflow_id", type_=String),
         "action_definition_id": bindparam("action_definition_id", type_=String),
         "contact_id": bindparam("contact_id", type_=String),
+        "contact_name": bindparam("contact_name", type_=String),
+        "contact_email": bindparam("contact_email", type_=String),
         "sequence_id": Sequence.id,
         "sequence_hubspot_id": bindparam("sequence_hubspot_id", type_=String),
         "sequence_name": func.substr(func.coalesce(Sequence.name, ""), 1, SEQUENCE_NAME_MAX),
@@ -271,6 +296,8 @@ def _insert_params(execution: Execution) -> dict:
         "workflow_id": execution.workflow_id,
         "action_definition_id": execution.action_definition_id,
         "contact_id": execution.contact_id,
+        "contact_name": execution.contact_name,
+        "contact_email": execution.contact_email,
         "sequence_hubspot_id": execution.sequence_hubspot_id,
         "send_mode": execution.send_mode,
         "input_fields": execution.input_fields,

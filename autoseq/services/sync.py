@@ -43,6 +43,7 @@ from ..models import (
     SyncRun,
     SyncStatus,
     SyncTrigger,
+    Workflow,
 )
 from ..models.base import utcnow
 
@@ -532,6 +533,7 @@ class Fetched:
     sequences: dict[str, dict]
     unreadable_users: set[str]  # whose private sequences could not be listed: never removed
     skipped: int
+    workflows: dict[str, dict] | None = None  # None: HubSpot would not list them (names kept)
 
 
 def fetch_portal(
@@ -556,6 +558,7 @@ def fetch_portal(
         archived_owners=list(client.iter_owners(archived=True)),
     )
     users, skipped = merge_users(listing)
+    workflows = fetch_workflows(client)
     senders = sorted(uid for uid, r in users.items() if r["active"])
     if not senders:
         # Without anyone to list sequences for, every sequence would look deleted.
@@ -596,7 +599,61 @@ def fetch_portal(
     # Nobody lists the private sequences of deactivated users: not seeing
     # them is no evidence they were deleted, so they are kept as they were.
     unlisted = {uid for uid in users if uid not in merger.sender_ids}
-    return Fetched(users, records, unreadable | unlisted, skipped + merger.skipped)
+    return Fetched(users, records, unreadable | unlisted, skipped + merger.skipped, workflows)
+
+
+def merge_workflows(items: Iterable[Mapping]) -> dict[str, dict]:
+    """HubSpot's flows by id: name, enabled, object type; items without an id are skipped."""
+    records: dict[str, dict] = {}
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        fid = _clean_id(item.get("id"))
+        if fid is None:
+            continue
+        enabled = item.get("isEnabled")
+        records[fid] = {
+            "name": clean_name(item.get("name")),
+            "is_enabled": enabled if isinstance(enabled, bool) else None,
+            "object_type_id": _short(item.get("objectTypeId"), 16) or None,
+        }
+    return records
+
+
+def fetch_workflows(client) -> dict[str, dict] | None:
+    """The portal's workflow names, or None when HubSpot refuses to list them (a 4xx: the
+    flows API is HubSpot's newer, beta one; names then stay as last synced, never a failed sync)."""
+    from ..hubspot.errors import HubSpotClientError
+
+    try:
+        return merge_workflows(client.iter_flows())
+    except HubSpotClientError as exc:
+        log.warning("sync: workflows unreadable, names kept as they were: %s", exc)
+        return None
+
+
+def write_workflows(workspace_id: int, records: Mapping[str, dict] | None, now: datetime) -> int:
+    """Upsert the workflows' names (a workflow HubSpot no longer lists keeps its last name, for
+    the history that mentions it); returns how many rows changed."""
+    if not records:
+        return 0
+    existing = {
+        w.hubspot_id: w
+        for w in db.session.scalars(db.select(Workflow).filter_by(workspace_id=workspace_id))
+    }
+    changed = 0
+    for fid, record in records.items():
+        row = existing.get(fid)
+        if row is None:
+            row = Workflow(workspace_id=workspace_id, hubspot_id=fid, synced_at=now, **record)
+            db.session.add(row)
+            changed += 1
+        elif any(getattr(row, k) != v for k, v in record.items()):
+            for k, v in record.items():
+                setattr(row, k, v)
+            row.synced_at = now
+            changed += 1
+    return changed
 
 
 def _list_one(client, uid: str) -> tuple[str, list | None, Exception | None]:
@@ -882,6 +939,7 @@ def run_sync(
         now = utcnow()
         try:
             write_users(workspace_id, fetched.users, now)
+            write_workflows(workspace_id, fetched.workflows, now)
             counts = write_sequences(workspace_id, fetched.sequences, now, fetched.unreadable_users)
             run = db.session.get(SyncRun, run_id)
             run.added, run.updated, run.removed = counts.added, counts.updated, counts.removed

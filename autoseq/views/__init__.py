@@ -42,7 +42,30 @@ def _register_login(app: Flask) -> None:
         return user if user is not None and user.session_matches(token) else None
 
 
+HUBSPOT_PAGES = {
+    "contact": "/contacts/{portal}/record/0-1/{id}",
+    "workflow": "/workflows/{portal}/platform/flow/{id}/edit",
+    "sequence": "/sequences/{portal}/sequence/{id}",
+}
+
+
 def _register_context(app: Flask) -> None:
+    @app.template_global()
+    def first_run_steps():
+        """The current workspace's first-run checklist (None once every required step is done)."""
+        from ..services.onboarding import first_run_steps as steps_of
+
+        steps = steps_of(g.workspace.id, app.config.get("HUBSPOT_APP_ID"))
+        return None if all(s.done or s.optional for s in steps) else steps
+
+    @app.template_global()
+    def hubspot_url(kind: str, portal_id, object_id) -> str | None:
+        """The HubSpot page of a contact, workflow or sequence (None without both ids)."""
+        if not portal_id or not object_id:
+            return None
+        base = app.config.get("HUBSPOT_APP_BASE", "https://app.hubspot.com").rstrip("/")
+        return base + HUBSPOT_PAGES[kind].format(portal=portal_id, id=object_id)
+
     @app.context_processor
     def layout_context():
         """What base.html needs: the user's workspaces and the current one's HubSpot connection."""
@@ -56,7 +79,12 @@ def _register_context(app: Flask) -> None:
             connection = db.session.scalar(
                 db.select(HubSpotConnection).filter_by(workspace_id=g.workspace.id)
             )
-        return {"memberships": memberships, "connection": connection}
+        queued = None
+        if g.get("workspace"):
+            from .workspaces import queued_enrollments
+
+            queued = queued_enrollments(g.workspace.id)
+        return {"memberships": memberships, "connection": connection, "queued_now": queued}
 
 
 def _register_errors(app: Flask) -> None:

@@ -43,12 +43,14 @@ def analytics_log():
         filters, after=request.args.get("after"), before=request.args.get("before")
     )
     mailboxes, rotations = analytics.sender_names(g.workspace.id, page.rows)
+    workflows = analytics.workflow_names(g.workspace.id, [r.workflow_id for r in page.rows])
     return render_fragment_or_page(
         "analytics/log.html",
         "analytics/_log.html",
         log=page,
         mailboxes=mailboxes,
         rotations=rotations,
+        workflows=workflows,
         **_common(filters),
     )
 

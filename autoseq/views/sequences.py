@@ -31,13 +31,33 @@ from ..models import (
     SyncTrigger,
 )
 from ..models.base import utcnow
+from ..services import analytics
 from ..services import sync as sync_service
 from .helpers import redirect_next, render_fragment_or_page, scoped_or_404, workspace_blueprint
 
 bp = workspace_blueprint("sequences", __name__, "/sequences")
 
 PER_PAGE = 50
-SORTS = ("name", "enrollments")
+PAGE_SIZES = (25, 50, 100, 250)
+# Every sort of the list; each column sorts both ways. "enrollments" (most first) and "name" keep
+# their old meaning (bookmarked URLs); the id breaks ties, so the order is stable.
+SORTS = (
+    "name",
+    "name_desc",
+    "sharing",
+    "sharing_desc",
+    "enrollments",
+    "enrollments_asc",
+    "synced",
+    "synced_asc",
+)
+# The direction a column's first click sorts in (names A-Z, counts and dates newest/most first).
+SORT_COLUMNS = {
+    "name": ("name", "name_desc"),
+    "sharing": ("sharing", "sharing_desc"),
+    "enrollments": ("enrollments", "enrollments_asc"),
+    "synced": ("synced", "synced_asc"),
+}
 STATES = tuple(s.value for s in SequenceState)
 SHARINGS = tuple(s.value for s in Sharing)
 
@@ -57,7 +77,9 @@ def _filters() -> dict:
         page = max(1, int(args.get("page", 1)))
     except ValueError:
         page = 1
+    per = args.get("per", type=int)
     return {
+        "per": per if per in PAGE_SIZES else PER_PAGE,
         "q": q,
         "state": state if state in STATES else "",
         "sharing": sharing if sharing in SHARINGS else "",
@@ -96,26 +118,36 @@ def _list_context() -> dict:
         where.append(Sequence.owner_hubspot_user_id == f["owner"])
 
     total = db.session.scalar(db.select(db.func.count()).select_from(Sequence).where(*where))
-    pages = max(1, -(-total // PER_PAGE))
+    per_page = f["per"]
+    pages = max(1, -(-total // per_page))
     f["page"] = min(f["page"], pages)
-    offset = (f["page"] - 1) * PER_PAGE
+    offset = (f["page"] - 1) * per_page
     by_name = (db.func.lower(Sequence.name), Sequence.id)
+    sort = f["sort"]
 
-    if f["sort"] == "enrollments":
+    if sort.startswith("enrollments"):
         counts = _enrolled_counts(ws).subquery()
         enrolled = db.func.coalesce(counts.c.n, 0)
         rows = db.session.execute(
             db.select(Sequence, enrolled.label("enrolled"))
             .outerjoin(counts, counts.c.sequence_id == Sequence.id)
             .where(*where)
-            .order_by(enrolled.desc(), *by_name)
-            .limit(PER_PAGE)
+            .order_by(enrolled.asc() if sort == "enrollments_asc" else enrolled.desc(), *by_name)
+            .limit(per_page)
             .offset(offset)
         ).all()
         items = [(row.Sequence, row.enrolled) for row in rows]
     else:
+        order = {
+            "name": by_name,
+            "name_desc": (db.func.lower(Sequence.name).desc(), Sequence.id.desc()),
+            "sharing": (Sequence.sharing, *by_name),
+            "sharing_desc": (Sequence.sharing.desc(), *by_name),
+            "synced": (Sequence.last_synced_at.desc(), *by_name),
+            "synced_asc": (Sequence.last_synced_at.asc(), *by_name),
+        }[sort]
         page_rows = db.session.scalars(
-            db.select(Sequence).where(*where).order_by(*by_name).limit(PER_PAGE).offset(offset)
+            db.select(Sequence).where(*where).order_by(*order).limit(per_page).offset(offset)
         ).all()
         counted = dict(
             db.session.execute(_enrolled_counts(ws, [s.id for s in page_rows])).tuples().all()
@@ -135,6 +167,17 @@ def _list_context() -> dict:
         .where(Sequence.workspace_id == ws, Sequence.removed_at.is_(None))
         .limit(1)
     )
+    # HubSpot's sequences API reports no state in most portals: show the column and its filter
+    # only when some sequence has one, rather than a column of "Unknown".
+    has_states = any_sequences and db.session.scalar(
+        db.select(Sequence.id)
+        .where(
+            Sequence.workspace_id == ws,
+            Sequence.removed_at.is_(None),
+            Sequence.state != SequenceState.UNKNOWN.value,
+        )
+        .limit(1)
+    )
     history = db.session.scalars(
         db.select(SyncRun).filter_by(workspace_id=ws).order_by(SyncRun.id.desc()).limit(5)
     ).all()
@@ -150,6 +193,9 @@ def _list_context() -> dict:
         "hubspot_connected": connection is not None
         and connection.status == ConnectionStatus.CONNECTED,
         "states": STATES,
+        "page_sizes": PAGE_SIZES,
+        "sort_columns": SORT_COLUMNS,
+        "has_states": bool(has_states),
         "sharings": SHARINGS,
     }
 
@@ -169,7 +215,11 @@ def sequence_list():
 def sequence_list_url(filters: dict, **changes) -> str:
     """The list URL with ``filters`` changed by ``changes`` (empty values left out)."""
     params = dict(filters, **changes)
-    params = {k: v for k, v in params.items() if v not in ("", None) and (k, v) != ("page", 1)}
+    params = {
+        k: v
+        for k, v in params.items()
+        if v not in ("", None) and (k, v) not in (("page", 1), ("per", PER_PAGE))
+    }
     if params.get("sort") == "name":
         params.pop("sort")
     return url_for("sequences.sequence_list", **params)
@@ -228,6 +278,9 @@ def sequence_show(sequence_id: int):
         senders=senders,
         recent=recent,
         workflows=workflows,
+        workflow_names=analytics.workflow_names(
+            g.workspace.id, [w.workflow_id for w in workflows] + [e.workflow_id for e in recent]
+        ),
         enrolled=enrolled,
     )
 

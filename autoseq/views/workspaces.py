@@ -10,6 +10,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -23,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import mail
 from ..extensions import db
 from ..forms import InviteForm, RoleForm, WorkspaceForm
-from ..models import Membership, Role, User, Workspace
+from ..models import Enrollment, EnrollmentStatus, Membership, Role, User, Workspace
 from ..services import accounts
 from .helpers import role_required, workspace_blueprint
 
@@ -63,6 +64,30 @@ def workspace_new():
 def workspace_switch():
     """Opening a workspace's root makes it current (the blueprint does) and shows its sequences."""
     return redirect(url_for("sequences.sequence_list"))
+
+
+def queued_enrollments(workspace_id: int) -> int:
+    """How many of the workspace's enrollments are still queued (the app-wide indicator)."""
+    return db.session.scalar(
+        db.select(db.func.count())
+        .select_from(Enrollment)
+        .where(
+            Enrollment.workspace_id == workspace_id,
+            Enrollment.status == EnrollmentStatus.QUEUED.value,
+        )
+    )
+
+
+@ws.route("/activity")
+def activity_show():
+    """The indicator of enrollments in progress, polled while some are queued. When the count
+    moved since the caller's ``was``, ``HX-Trigger: enrollments-changed`` tells the pages that
+    show enrollment figures (analytics, log, rotation spread) to refresh themselves."""
+    queued = queued_enrollments(g.workspace.id)
+    response = make_response(render_template("_activity.html", queued=queued))
+    if request.args.get("was", type=int) != queued:
+        response.headers["HX-Trigger"] = "enrollments-changed"
+    return response
 
 
 @ws.route("/settings", methods=["GET", "POST"])

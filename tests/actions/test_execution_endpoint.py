@@ -113,3 +113,26 @@ def test_the_endpoint_answers_well_under_a_second(world, post):
     started = time.monotonic()
     assert post(_payload(world)).status_code == 200
     assert time.monotonic() - started < 0.5
+
+
+def test_the_contact_name_and_email_sent_with_the_execution_are_kept(world, post):
+    contact = int(world.contacts(1)[0])
+    obj = {
+        "objectId": contact,
+        "objectType": "CONTACT",
+        "properties": {"firstname": " Ada ", "lastname": "Lovelace", "email": "ada@example.test"},
+    }
+    assert post(_payload(world, object=obj)).status_code == 200
+    row = Enrollment.query.one()
+    assert (row.contact_name, row.contact_email) == ("Ada Lovelace", "ada@example.test")
+
+
+def test_odd_contact_properties_are_left_out_not_refused(world, post):
+    obj = {
+        "objectId": int(world.contacts(1)[0]),
+        "objectType": "CONTACT",
+        "properties": {"firstname": None, "lastname": ["x"], "email": 42},
+    }
+    assert post(_payload(world, object=obj)).status_code == 200
+    row = Enrollment.query.one()
+    assert (row.contact_name, row.contact_email) == (None, None)

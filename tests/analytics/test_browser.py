@@ -13,6 +13,7 @@ import pytest
 
 from autoseq.extensions import db
 from tests.conftest import PASSWORD
+from tests.e2e.axe import Audit
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, live_server  # noqa: F401  (fixture)
 
 pytestmark = [
@@ -32,8 +33,11 @@ def in_browser(script) -> None:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1280, "height": 900})
                 context.set_default_timeout(10_000)
+                audit = Audit(context, script.__qualname__.split(".")[0])
                 try:
-                    script(context.new_page())
+                    page = context.new_page()
+                    script(page)
+                    audit.finish(page)  # axe-core on every page it saw, both widths
                 finally:
                     browser.close()
         except BaseException as exc:  # handed to the test thread

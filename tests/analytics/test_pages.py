@@ -170,3 +170,19 @@ def test_workspace_zone_sets_the_days(logged_in, workspace, make_enrollment):
     make_enrollment(workspace)
     html = logged_in.get(f"/w/{workspace.id}/analytics/?period=7").get_data(as_text=True)
     assert "Pacific/Kiritimati" in html and _stat(html, "total") == "1"
+
+
+def test_the_activity_indicator_counts_queued_work_and_announces_changes(
+    logged_in, workspace, make_enrollment
+):
+    idle = logged_in.get(f"/w/{workspace.id}/analytics/").get_data(as_text=True)
+    assert 'id="activity"' in idle and "every 3s" not in idle  # nothing queued: no polling
+    for _ in range(3):
+        make_enrollment(workspace, status="queued")
+    page = logged_in.get(f"/w/{workspace.id}/analytics/").get_data(as_text=True)
+    assert "3 enrollments in progress" in page and "was=3" in page and "every 3s" in page
+    same = logged_in.get(f"/w/{workspace.id}/activity?was=3", headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in same.headers
+    moved = logged_in.get(f"/w/{workspace.id}/activity?was=5", headers={"HX-Request": "true"})
+    assert moved.headers["HX-Trigger"] == "enrollments-changed"
+    assert "3 enrollments in progress" in moved.get_data(as_text=True)

@@ -8,6 +8,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from .axe import Audit
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -68,10 +70,12 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A browser tab; the test fails if any page broke the Content-Security-Policy."""
+def page(browser, request):
+    """A fresh page whose every visited page is audited by axe-core (see ``tests/e2e/axe.py``);
+    the test fails if any page broke the Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    audit = Audit(context, request.node.name)
     page = context.new_page()
     violations: list[str] = []
     page.on(
@@ -81,6 +85,17 @@ def page(browser):
             and violations.append(f"{page.url}: {message.text}")
         ),
     )
+    request.node.axe_audit = (audit, page)
     yield page
     context.close()
     assert not violations, "\n".join(violations)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Once a journey has passed, and while its fixtures still stand, audit every page it saw."""
+    result = yield
+    audit = getattr(item, "axe_audit", None)
+    if audit is not None:
+        audit[0].finish(audit[1])
+    return result

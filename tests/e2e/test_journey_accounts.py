@@ -25,6 +25,12 @@ def test_sign_up_create_workspace_and_see_every_area(live_server, page):
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("heading", name="Create a workspace")).to_be_visible()
 
+    # The time zone starts at the browser's own and can be found by typing part of its name.
+    expect(page.locator("select#timezone")).to_have_value(
+        page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    )
+    page.get_by_label("Filter time zones").fill("new york")
+    expect(page.locator("select#timezone")).to_have_value("America/New_York")
     page.get_by_label("Workspace name").fill("Sam's Team")
     page.get_by_role("button", name="Create workspace").click()
     expect(page.locator(".switcher summary")).to_have_text("Sam's Team")

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.e2e.axe import Audit
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, live_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
@@ -38,8 +39,11 @@ def drive(script, run_jobs) -> None:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1280, "height": 900})
                 context.set_default_timeout(10_000)
+                audit = Audit(context, script.__qualname__.split(".")[0])
                 try:
-                    script(context.new_page(), work)
+                    page = context.new_page()
+                    script(page, work)
+                    audit.finish(page)  # axe-core on every page it saw, both widths
                 finally:
                     browser.close()
         except BaseException as exc:  # handed to the test thread

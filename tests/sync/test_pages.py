@@ -207,10 +207,16 @@ def test_another_workspaces_sequence_is_a_404(logged_in, workspace, make_user):
     assert logged_in.get(f"/w/{other.id}/sequences/").status_code == 404
 
 
-def test_sync_button_is_on_every_page(logged_in, workspace):
+def test_sync_button_is_on_every_page(logged_in, ws_id):
     for path in ("sequences/", "analytics/", "mailboxes/", "settings/hubspot/"):
-        html = logged_in.get(f"/w/{workspace.id}/{path}").get_data(as_text=True)
+        html = logged_in.get(f"/w/{ws_id}/{path}").get_data(as_text=True)
         assert 'id="sync-box"' in html and "Sync Data" in html, path
+
+
+def test_no_sync_button_before_hubspot_is_connected(logged_in, workspace):
+    for path in ("sequences/", "analytics/", "mailboxes/"):
+        html = logged_in.get(f"/w/{workspace.id}/{path}").get_data(as_text=True)
+        assert 'id="sync-box"' in html and ">Sync Data<" not in html, path
 
 
 def hx_post(client, url):
@@ -258,7 +264,7 @@ def test_the_first_sync_fills_an_empty_sequences_page(logged_in, ws_id, portal, 
     assert set(shown) == expected and shown == sorted(shown, key=str.lower)
 
 
-def test_sync_button_shows_the_reason_of_a_failed_sync_and_offers_it_again(
+def test_sync_button_shows_the_reason_of_a_failed_sync_and_asks_to_reconnect(
     logged_in, ws_id, portal, run_jobs
 ):
     portal.faults(revoke=True)
@@ -267,9 +273,11 @@ def test_sync_button_shows_the_reason_of_a_failed_sync_and_offers_it_again(
     done = logged_in.get(f"/w/{ws_id}/sequences/sync/{run_id}", headers=HX)
     html = done.get_data(as_text=True)
     assert "Sync failed" in html and "reconnect" in html.lower()
-    assert 'type="submit">Sync Data' in html and "HX-Trigger" not in done.headers
+    # Until HubSpot is reconnected there is nothing to sync with: no button, no "Synced ...".
+    assert ">Sync Data<" not in html and "HX-Trigger" not in done.headers
     page = logged_in.get(f"/w/{ws_id}/sequences/").get_data(as_text=True)
     assert "Sync failed" in page  # in the top bar until a sync succeeds
+    assert "Reconnect HubSpot" in page and "Synced" not in page
 
 
 def test_odd_names_from_hubspot_are_escaped_on_the_page(logged_in, ws_id, portal, run_jobs):
@@ -342,3 +350,49 @@ def test_a_history_restore_gets_the_whole_page(logged_in, workspace):
         as_text=True
     )
     assert "<html" in html and names(html) == ["One"]
+
+
+def test_no_state_column_or_filter_when_hubspot_reports_no_state(logged_in, workspace):
+    add_sequence(workspace.id, "Stateless", state="unknown", sharing="team")
+    html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
+    assert 'id="seq-state"' not in html and ">State<" not in html and "Unknown" not in html
+    assert "does not tell apps whether a sequence is active" in html
+    add_sequence(workspace.id, "Has a state", state="paused", sharing="team")
+    html = logged_in.get(f"/w/{workspace.id}/sequences/").get_data(as_text=True)
+    assert 'id="seq-state"' in html and ">State<" in html and "Paused" in html
+
+
+def test_every_column_sorts_both_ways_with_aria_sort_on_its_header(logged_in, workspace):
+    add_sequence(workspace.id, "beta", sharing="team")
+    add_sequence(workspace.id, "Alpha", sharing="private")
+    add_sequence(workspace.id, "gamma", sharing="team")
+    url = f"/w/{workspace.id}/sequences/"
+    html = logged_in.get(url).get_data(as_text=True)
+    assert names(html) == ["Alpha", "beta", "gamma"]
+    assert re.search(
+        r'<th scope="col" class="" aria-sort="ascending"><a href="[^"]*sort=name_desc', html
+    )
+    html = logged_in.get(url + "?sort=name_desc").get_data(as_text=True)
+    assert names(html) == ["gamma", "beta", "Alpha"] and 'aria-sort="descending"' in html
+    html = logged_in.get(url + "?sort=sharing").get_data(as_text=True)
+    assert names(html) == ["Alpha", "beta", "gamma"]  # private first, then by name
+    html = logged_in.get(url + "?sort=sharing_desc").get_data(as_text=True)
+    assert names(html) == ["beta", "gamma", "Alpha"]
+    assert html.count("aria-sort=") == 1 and "<a aria-sort" not in html
+
+
+def test_a_header_link_carries_sort_once(logged_in, workspace):
+    add_sequence(workspace.id, "One", sharing="team")
+    html = logged_in.get(f"/w/{workspace.id}/sequences/?q=O").get_data(as_text=True)
+    for href in re.findall(r'<th[^>]*><a href="([^"]+)"', html):
+        assert href.count("sort=") <= 1 and 'hx-include="this"' in html, href
+
+
+def test_page_size_is_chosen_and_kept_in_the_links(logged_in, workspace):
+    for i in range(30):
+        add_sequence(workspace.id, f"S{i:02d}", sharing="team")
+    url = f"/w/{workspace.id}/sequences/"
+    html = logged_in.get(url + "?per=25").get_data(as_text=True)
+    assert len(names(html)) == 25 and "30 sequences · page 1 of 2" in html
+    assert re.search(r'href="[^"]*per=25[^"]*page=2|href="[^"]*page=2[^"]*per=25', html)
+    assert len(names(logged_in.get(url + "?per=7").get_data(as_text=True))) == 30  # 50, default
