@@ -159,7 +159,10 @@ def run() -> int:
         cwd=ROOT,
         check=True,
     )
-    log("starting web, the two workers (enrollments, sync) and the scheduler" + (" and the HubSpot sandbox" if use_sandbox else ""))
+    log(
+        "starting web, the two workers (enrollments, sync) and the scheduler"
+        + (" and the HubSpot sandbox" if use_sandbox else "")
+    )
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)]
     proc = subprocess.Popen(honcho, env=env, cwd=ROOT)
     announce = threading.Thread(
