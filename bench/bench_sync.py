@@ -3,9 +3,10 @@
 The sandbox runs in its own process (generated seed, no rate limit, no added latency). The sync
 runs in this process exactly as the worker runs it (``run_sync``: fetch every user's listing,
 merge, bulk-write to a fresh SQLite database). The bare loop fetches the same pages (users,
-owners, archived owners, then every user's sequences, 100 per page) with one
-``requests.Session`` and does nothing with them. Prints both times and their ratio (the sync's
-own overhead), then a re-sync with nothing changed.
+owners, archived owners, workflows, then every user's sequences, 100 per page, with as many
+threads as the sync's SYNC_FETCH_THREADS, a ``requests.Session`` each) and does nothing with
+them: like for like. Prints both times and their ratio (the sync's own overhead), then a re-sync
+with nothing changed.
 
     .venv/bin/python bench/bench_sync.py [--sequences 10000] [--users 50] [--threads 1]
 
@@ -21,7 +22,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -107,33 +110,48 @@ def oauth(url: str) -> tuple[dict, dict, int]:
     return app, body, portal_id
 
 
-def bare_loop(url: str, token: str) -> tuple[float, int, int]:
-    """Fetch the pages the sync fetches, doing nothing with them; (seconds, requests, items)."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    calls = items = 0
+def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
+    """Fetch the pages the sync fetches, doing nothing with them; (seconds, requests, items).
+
+    Like for like: the users' sequence listings are fetched by ``threads`` threads at once, as the
+    sync does with SYNC_FETCH_THREADS (each thread with its own session).
+    """
+    local = threading.local()
+    lock = threading.Lock()
+    counts = {"calls": 0, "items": 0}
+
+    def session() -> requests.Session:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            local.session.headers["Authorization"] = f"Bearer {token}"
+        return local.session
 
     def pages(path: str, params: dict):
-        nonlocal calls, items
         params = dict(params, limit=100)
         while True:
-            body = session.get(url + path, params=params).json()
-            calls += 1
-            items += len(body.get("results") or [])
-            yield from body.get("results") or []
+            body = session().get(url + path, params=params).json()
+            results = body.get("results") or []
+            with lock:
+                counts["calls"] += 1
+                counts["items"] += len(results)
+            yield from results
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
             params["after"] = after
 
+    def listing(user_id) -> None:
+        for _ in pages("/automation/sequences/2026-03", {"userId": user_id}):
+            pass
+
     started = time.perf_counter()
     users = list(pages("/settings/v3/users", {}))
     list(pages("/crm/v3/owners", {}))
     list(pages("/crm/v3/owners", {"archived": "true"}))
-    for user in users:
-        for _ in pages("/automation/sequences/2026-03", {"userId": user["id"]}):
-            pass
-    return time.perf_counter() - started, calls, items
+    list(pages("/automation/v4/flows", {}))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        list(pool.map(listing, [user["id"] for user in users]))
+    return time.perf_counter() - started, counts["calls"], counts["items"]
 
 
 def main() -> None:
@@ -153,7 +171,7 @@ def main() -> None:
     from autoseq.hubspot import tokens
     from autoseq.models import HubSpotConnection
     from autoseq.services import accounts
-    from autoseq.services.sync import run_sync
+    from autoseq.services.sync import DEFAULT_FETCH_THREADS, run_sync
 
     proc, url = start_sandbox(args.sequences, args.users)
     try:
@@ -201,8 +219,12 @@ def main() -> None:
 
             # Interleaved (bare, first sync, bare, re-sync, bare): on a shared machine the load
             # drifts, so each sync is compared with the bare loops run just before and after it.
+            threads = int(app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
+
             def bare() -> float:
-                return min(bare_loop(url, token["access_token"])[0] for _ in range(args.rounds))
+                return min(
+                    bare_loop(url, token["access_token"], threads)[0] for _ in range(args.rounds)
+                )
 
             def timed_sync():
                 started = time.perf_counter()
@@ -215,7 +237,7 @@ def main() -> None:
                     run.users,
                 )
 
-            _, calls, items = bare_loop(url, token["access_token"])
+            _, calls, items = bare_loop(url, token["access_token"], threads)
             bare_1 = bare()
             first_s, summary = timed_sync()
             bare_2 = bare()
@@ -225,10 +247,12 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
 
-    threads = args.threads or "default"
     ratio_first = first_s / ((bare_1 + bare_2) / 2)
     ratio_again = again_s / ((bare_2 + bare_3) / 2)
-    print(f"portal: {args.sequences:,} sequences over {args.users} users; fetch threads {threads}")
+    print(
+        f"portal: {args.sequences:,} sequences over {args.users} users; "
+        f"{threads} fetch threads for the sync and for the bare loop alike"
+    )
     print(f"bare loop : {bare_1:.2f} s, {bare_2:.2f} s, {bare_3:.2f} s", end="")
     print(f"  ({calls:,} requests, {items:,} items each)")
     print(f"first sync: {first_s:.2f} s  (added/updated/removed/users = {summary})")
