@@ -339,6 +339,7 @@ def list_flows(portal: Portal, token):
     """The portal's workflows, by id, paged (``results[]`` of ``id``, ``name``, ``isEnabled``,
     ``objectTypeId``, ``flowType``, ``revisionId``, ``createdAt``, ``updatedAt``); scope
     ``automation``."""
+    schemas.check_query("flows_query", request.args)
     limit = parse_limit(20, 100)
     after = decode_cursor(request.args.get("after"))
     with sandbox().state.lock:

@@ -372,6 +372,11 @@ SCHEMAS: dict[str, dict] = {
             "archived": BOOL_TEXT,
         },
     },
+    # GET /automation/v4/flows (developers.hubspot.com, automation/workflows: get-workflows)
+    "flows_query": {
+        "type": "object",
+        "properties": {"limit": INT_TEXT, "after": {"type": "string"}},
+    },
     # GET /settings/v3/users
     "users_query": {
         "type": "object",

@@ -190,6 +190,7 @@ def test_an_enrollment_without_the_user_query_is_refused(demo, demo_token, enrol
         ("/crm/v3/owners", {"archived": "maybe"}, "archived"),
         ("/crm/v3/owners", {"limit": "-1"}, "limit"),
         ("/settings/v3/users", {"limit": "many"}, "limit"),
+        ("/automation/v4/flows", {"limit": "many"}, "limit"),
     ],
 )
 def test_a_query_breaking_a_rule_is_refused(demo, demo_token, path, params, field):
