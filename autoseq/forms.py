@@ -23,6 +23,24 @@ def _lower_strip(value):
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _new_password(label: str) -> PasswordField:
+    """A password being chosen: the same rules at sign-up and on a change."""
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(),
+            Length(min=10, max=200, message="Use at least 10 characters."),
+        ],
+    )
+
+
+def _repeat_password(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
 class SignupForm(FlaskForm):
     name = StringField("Your name", filters=[_strip], validators=[Length(max=120)])
     email = EmailField(
@@ -30,17 +48,8 @@ class SignupForm(FlaskForm):
         filters=[_lower_strip],
         validators=[InputRequired(), Email(check_deliverability=False), Length(max=254)],
     )
-    password = PasswordField(
-        "Password",
-        validators=[
-            InputRequired(),
-            Length(min=10, max=200, message="Use at least 10 characters."),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat password",
-        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
-    )
+    password = _new_password("Password")
+    confirm = _repeat_password("Repeat password")
 
 
 class LoginForm(FlaskForm):
@@ -56,17 +65,8 @@ class LoginForm(FlaskForm):
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField("Current password", validators=[InputRequired()])
-    password = PasswordField(
-        "New password",
-        validators=[
-            InputRequired(),
-            Length(min=10, max=200, message="Use at least 10 characters."),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat new password",
-        validators=[InputRequired(), EqualTo("password", message="The passwords do not match.")],
-    )
+    password = _new_password("New password")
+    confirm = _repeat_password("Repeat new password")
 
 
 class WorkspaceForm(FlaskForm):

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoseq.hubspot.signatures import sign_v2, sign_v3
+from autoseq.services.analytics import FILTER_KEYS
 
 from .conftest import PASSWORD
 
@@ -201,16 +202,10 @@ query_text = st.one_of(
     st.sampled_from([*NASTY, "0", "2024-02-30", "99999-01-01", "custom", "enrolled"]),
     st.text(max_size=20),
 )
+# The analytics filters (the product's own list, so a new one is fuzzed too) and the Sequences
+# page's parameters.
 FILTER_NAMES = (
-    "period",
-    "from",
-    "to",
-    "sequence",
-    "workflow",
-    "mailbox",
-    "rotation",
-    "status",
-    "reason",
+    *FILTER_KEYS,
     "q",
     "state",
     "sharing",
