@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from .api import read_json_object, sandbox
+from .crm import parse_contacts
 from .errors import ApiError, validation_error
 from .runner import RunnerError
 from .state import SEAT_NAMES_MODES, SEQUENCE_STATES, Portal, Sequence, User, parse_rate_limit
@@ -417,7 +418,7 @@ def get_settings(pid: int):
 @bp.route("/portals/<int:pid>/settings", methods=["PATCH"])
 def patch_settings(pid: int):
     """``{token_ttl, rate_limit: "110/10s"|"off"|null|"default", daily_cap, include_state,
-    seat_names: "listed"|"empty"|"omitted"}``."""
+    seat_names: "listed"|"empty"|"omitted", enrollment_length: seconds|null}``."""
     data = read_json_object()
     state = sandbox().state
     updates: dict = {}
@@ -450,7 +451,23 @@ def patch_settings(pid: int):
                 f"seat_names must be one of {', '.join(SEAT_NAMES_MODES)}", "seat_names"
             )
         updates["seat_names"] = data["seat_names"]
-    unknown = set(data) - {"token_ttl", "rate_limit", "daily_cap", "include_state", "seat_names"}
+    if "enrollment_length" in data:
+        length = data["enrollment_length"]
+        if length is not None and (
+            isinstance(length, bool) or not isinstance(length, (int, float)) or length <= 0
+        ):
+            raise validation_error(
+                "enrollment_length must be seconds > 0, or null (until ended)", "enrollment_length"
+            )
+        updates["enrollment_length"] = None if length is None else float(length)
+    unknown = set(data) - {
+        "token_ttl",
+        "rate_limit",
+        "daily_cap",
+        "include_state",
+        "seat_names",
+        "enrollment_length",
+    }
     if unknown:
         raise validation_error(f"unknown settings: {', '.join(sorted(unknown))}")
     with state.lock:
@@ -545,18 +562,69 @@ def list_enrollments(pid: int):
     """Every enrollment of the portal, oldest first."""
     with sandbox().state.lock:
         portal = get_portal(pid)
-        rows = sorted(portal.enrollments.values(), key=lambda e: int(e.id))
-        return jsonify({"results": [e.to_admin() for e in rows]})
+        return jsonify({"results": [e.to_admin() for e in portal.current_enrollments()]})
 
 
 @bp.route("/portals/<int:pid>/enrollments/<cid>", methods=["DELETE"])
 def unenroll(pid: int, cid: str):
-    """Take a contact out of its sequence (what a person would do in HubSpot) (204)."""
+    """End a contact's sequence now (it finished, or a person took the contact out) (204)."""
     with sandbox().state.lock:
         portal = get_portal(pid)
-        if portal.enrollments.pop(cid, None) is None:
+        if portal.current_enrollment(cid) is None:
             raise not_found(f"Enrollment of contact {cid}")
+        del portal.enrollments[cid]
     return "", 204
+
+
+@bp.route("/portals/<int:pid>/enrollments/<cid>", methods=["PATCH"])
+def schedule_end(pid: int, cid: str):
+    """``{"endsIn": seconds}``: the contact's sequence ends that many seconds from now."""
+    data = read_json_object()
+    ends_in = data.get("endsIn")
+    if isinstance(ends_in, bool) or not isinstance(ends_in, (int, float)) or ends_in < 0:
+        raise validation_error("endsIn must be a number of seconds >= 0", "endsIn")
+    with sandbox().state.lock:
+        enrollment = get_portal(pid).current_enrollment(cid)
+        if enrollment is None:
+            raise not_found(f"Enrollment of contact {cid}")
+        enrollment.ends_at = time.time() + ends_in
+        return jsonify(enrollment.to_admin())
+
+
+# -- companies, deals, tickets and their associations with contacts ----------------
+
+
+@bp.route("/portals/<int:pid>/records", methods=["POST"])
+def add_record(pid: int):
+    """``{objectType: deals|companies|tickets, name?, contacts: [id | {id, labels: [...]}]}``:
+    a record associated with those contacts (labels created when new) (201)."""
+    data = read_json_object()
+    kind = _str(data, "objectType", required=True)
+    contacts = parse_contacts(data.get("contacts", []))
+    state = sandbox().state
+    with state.lock:
+        portal = get_portal(pid)
+        unknown = [cid for cid, _ in contacts if cid not in portal.contacts]
+        if unknown:
+            raise validation_error(f"unknown contacts: {', '.join(unknown[:10])}", "contacts")
+        try:
+            record = state.add_record(portal, kind, _str(data, "name"), contacts)
+        except ValueError as exc:
+            raise validation_error(str(exc), "objectType") from None
+        return jsonify(record.to_admin(portal.crm.label_names(record.object_type))), 201
+
+
+@bp.route("/portals/<int:pid>/records", methods=["GET"])
+def list_records(pid: int):
+    """Every company, deal and ticket of the portal with its associated contacts."""
+    with sandbox().state.lock:
+        crm = get_portal(pid).crm
+        rows = [
+            r.to_admin(crm.label_names(kind))
+            for kind, records in sorted(crm.records.items())
+            for r in records.values()
+        ]
+    return jsonify({"results": rows})
 
 
 @bp.route("/portals/<int:pid>/callbacks", methods=["GET"])
@@ -590,10 +658,11 @@ def list_definitions():
 
 @bp.route("/workflows/fire", methods=["POST"])
 def fire():
-    """Run an action for contacts.
+    """Run an action for contacts, or for deals, companies or tickets.
 
     Body: ``{portalId, definitionId, workflowId?, contactIds: [...], inputFields: {...},
-    wait?: bool, waitForCompletion?: bool, timeout?: seconds}``. Answers
+    wait?: bool, waitForCompletion?: bool, timeout?: seconds}``; for a record workflow
+    ``objectType: DEAL|COMPANY|TICKET`` and ``objectIds: [...]`` instead of ``contactIds``. Answers
     ``{"callbackIds": [...], "results"?: [callback...], "settled"?: bool}``.
     """
     data = read_json_object()
@@ -602,9 +671,11 @@ def fire():
     if definition_id is None or not str(definition_id).strip():
         raise validation_error("definitionId is required", "definitionId")
     workflow_id = _int(data, "workflowId") or 1
-    contacts = data.get("contactIds")
+    kind = _str(data, "objectType") or "CONTACT"
+    ids_key = "contactIds" if kind.upper() == "CONTACT" else "objectIds"
+    contacts = data.get(ids_key)
     if not isinstance(contacts, list) or not contacts:
-        raise validation_error("contactIds must be a non-empty list", "contactIds")
+        raise validation_error(f"{ids_key} must be a non-empty list", ids_key)
     if len(contacts) > 100000:
         raise validation_error("at most 100000 contactIds", "contactIds")
     inputs = data.get("inputFields", {})
@@ -617,7 +688,7 @@ def fire():
         raise validation_error("timeout must be seconds >= 0", "timeout")
     runner = sandbox().runner
     try:
-        ids = runner.fire(pid, str(definition_id), contacts, workflow_id, inputs)
+        ids = runner.fire(pid, str(definition_id), contacts, workflow_id, inputs, kind)
     except RunnerError as exc:
         raise validation_error(str(exc)) from None
     body: dict = {"callbackIds": ids}
@@ -699,9 +770,7 @@ def index():
             seqs = sorted(portal.sequences.values(), key=lambda s: int(s.id))
             ctx["sequences"] = [s.to_admin() for s in seqs[:500]]
             ctx["sequence_total"] = len(seqs)
-            ctx["enrollments"] = [
-                e.to_admin() for e in sorted(portal.enrollments.values(), key=lambda e: int(e.id))
-            ][-200:]
+            ctx["enrollments"] = [e.to_admin() for e in portal.current_enrollments()][-200:]
             ctx["callbacks"] = [
                 c.to_dict() for c in state.callbacks.values() if c.portal_id == portal.id
             ][-200:]
@@ -738,6 +807,9 @@ def ui_action(pid: int, action: str):
                 state.update_sequence(portal, get_sequence(portal, form["id"]), state=form["state"])
             elif action == "delete_sequence":
                 state.delete_sequence(portal, get_sequence(portal, form["id"]))
+            elif action == "end_enrollment":
+                if portal.current_enrollment(form["id"]) is not None:
+                    del portal.enrollments[form["id"]]
             elif action == "toggle_user":
                 user = get_user(portal, int(form["id"]))
                 user.active = not user.active
@@ -777,7 +849,8 @@ def _workflow_fields(pid: int, definition: dict, chosen: dict) -> list[dict]:
     for dep in definition.get("inputFieldDependencies", []):
         controlling = dep.get("controllingFieldName")
         wanted = dep.get("controllingFieldValue")
-        if dep.get("dependencyType") == "CONDITIONAL" and chosen.get(controlling) != wanted:
+        conditional = dep.get("dependencyType") in ("CONDITIONAL", "CONDITIONAL_SINGLE_FIELD")
+        if conditional and chosen.get(controlling) != wanted:
             hidden.update(dep.get("dependentFieldNames", []))
     fields = []
     for field in definition.get("inputFields", []):

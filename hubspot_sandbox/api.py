@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, g, jsonify, request
 
 from . import schemas
+from .crm import FIRST_USER_TYPE_ID, READ_SCOPES, object_type
 from .errors import ApiError, validation_error
 from .state import Enrollment, Portal, iso
 
@@ -215,6 +216,18 @@ def take_rate_slot(portal: Portal) -> None:
         raise rate_limited_error(retry)
 
 
+def missing_scope(scope: str) -> ApiError:
+    """HubSpot's 403 for a token without ``scope``."""
+    return ApiError(
+        403,
+        f"This app hasn't been granted all required scopes to make this call. "
+        f"Read more about required scopes here: "
+        f"https://developers.hubspot.com/scopes. Missing: [{scope}]",
+        "MISSING_SCOPES",
+        context={"requiredGranularScopes": [scope]},
+    )
+
+
 def portal_route(scope: str | None):
     """Decorator for routes authenticated with a portal's Bearer token."""
 
@@ -235,14 +248,7 @@ def portal_route(scope: str | None):
             apply_faults(portal)
             take_rate_slot(portal)
             if scope and scope not in token.scopes:
-                raise ApiError(
-                    403,
-                    f"This app hasn't been granted all required scopes to make this call. "
-                    f"Read more about required scopes here: "
-                    f"https://developers.hubspot.com/scopes. Missing: [{scope}]",
-                    "MISSING_SCOPES",
-                    context={"requiredGranularScopes": [scope]},
-                )
+                raise missing_scope(scope)
             return fn(portal, token, *args, **kwargs)
 
         return wrapper
@@ -444,7 +450,7 @@ def enroll(portal: Portal, token):
                 f"User {user.id} has no connected inboxes for specified user email",
                 "NO_CONNECTED_INBOX",
             )
-        if contact_id in portal.enrollments:
+        if portal.current_enrollment(contact_id) is not None:
             raise enrollment_refusal(
                 400, "Contact already enrolled in a sequence", "ALREADY_ENROLLED"
             )
@@ -474,6 +480,7 @@ def enroll(portal: Portal, token):
             to_email=contact.email,
             enrolled_at=now,
             sender_alias=alias,
+            ends_at=now + portal.enrollment_length if portal.enrollment_length else None,
         )
         portal.enrollments[contact_id] = enrollment
         body = enrollment.to_api()
@@ -485,7 +492,7 @@ def enroll(portal: Portal, token):
 def contact_enrollment(portal: Portal, token, contact_id: str):
     """The sequence a contact is enrolled in; 404 when in none."""
     with sandbox().state.lock:
-        enrollment = portal.enrollments.get(contact_id)
+        enrollment = portal.current_enrollment(contact_id)
         if enrollment is None:
             raise ApiError(
                 404,
@@ -494,6 +501,71 @@ def contact_enrollment(portal: Portal, token, contact_id: str):
                 "ENROLLMENT_NOT_FOUND",
             )
         return jsonify(enrollment.to_contact_api(enrollment.sender_email))
+
+
+# -- CRM associations (deal, company and ticket workflows) ------------------------
+# hubspot-crm-associations-openapi.json and -schema-openapi.json, version 2026-03: see crm.py.
+
+ASSOC_PREFIXES = ("/crm/v4/objects", "/crm/objects/2026-03")
+LABEL_PREFIXES = ("/crm/v4/associations", "/crm/associations/2026-03")
+MAX_ASSOCIATIONS_PAGE = 500
+
+
+def _both(prefixes: tuple[str, ...], rule: str):
+    """Register one view under a legacy and a dated prefix."""
+
+    def decorate(fn):
+        for i, prefix in enumerate(prefixes):
+            bp.add_url_rule(prefix + rule, endpoint=f"{fn.__name__}_{i}", view_func=fn)
+        return fn
+
+    return decorate
+
+
+def _association_type(type_id: int, labels: dict) -> dict:
+    category = "HUBSPOT_DEFINED" if type_id < FIRST_USER_TYPE_ID else "USER_DEFINED"
+    return {"category": category, "typeId": type_id, "label": labels.get(type_id)}
+
+
+@_both(ASSOC_PREFIXES, "/<from_type>/<object_id>/associations/<to_type>")
+@portal_route(None)
+def list_associations(portal: Portal, token, from_type: str, object_id: str, to_type: str):
+    """A record's associated contacts with their association types (paged, 500 at most);
+    the read scope of the record's object type."""
+    from_name, to_name = object_type(from_type), object_type(to_type)
+    if READ_SCOPES[from_name] not in token.scopes:
+        raise missing_scope(READ_SCOPES[from_name])
+    schemas.check_query("associations_query", request.args)
+    limit = parse_limit(MAX_ASSOCIATIONS_PAGE, MAX_ASSOCIATIONS_PAGE)
+    start = decode_cursor(request.args.get("after")) or 0
+    with sandbox().state.lock:
+        record = portal.crm.records.get(from_name, {}).get(object_id)
+        if record is None:
+            raise ApiError(404, f"No {from_name} record with id {object_id}", "OBJECT_NOT_FOUND")
+        labels = portal.crm.label_names(from_name)
+        items = list(record.contacts.items()) if to_name == "contacts" else []
+    dated = request.path.startswith(ASSOC_PREFIXES[1])
+    results = [
+        {
+            # a string on the dated path, int64 on the legacy v4 one (their models say so)
+            "toObjectId": cid if dated else int(cid),
+            "associationTypes": [_association_type(t, labels) for t in types],
+        }
+        for cid, types in items[start : start + limit]
+    ]
+    return jsonify(paged(results, start + limit < len(items), start + limit))
+
+
+@_both(LABEL_PREFIXES, "/<from_type>/<to_type>/labels")
+@portal_route(None)
+def list_association_labels(portal: Portal, token, from_type: str, to_type: str):
+    """The association types (HubSpot's and the portal's labels) between two object types."""
+    from_name, to_name = object_type(from_type), object_type(to_type)
+    if READ_SCOPES[from_name] not in token.scopes:
+        raise missing_scope(READ_SCOPES[from_name])
+    with sandbox().state.lock:
+        results = portal.crm.types(from_name) if to_name == "contacts" else []
+    return jsonify({"results": results})
 
 
 # -- owners and users ---------------------------------------------------------

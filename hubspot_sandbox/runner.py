@@ -10,8 +10,13 @@ from dataclasses import dataclass
 
 import requests
 
+from .crm import OBJECT_TYPE_IDS
+from .crm import object_type as crm_object_type
 from .signing import signed_headers
 from .state import Callback, SandboxState, iso, parse_duration
+
+# The name property of each record type (what a workflow's object carries for its name).
+RECORD_NAME_PROPERTY = {"companies": "name", "deals": "dealname", "tickets": "subject"}
 
 MAX_BODY_RECORDED = 2000
 
@@ -81,8 +86,14 @@ class WorkflowRunner:
         contact_ids: list,
         workflow_id: int,
         input_fields: dict,
+        object_type: str = "CONTACT",
     ) -> list[str]:
-        """Start one execution per contact; return their callback ids (delivery is async)."""
+        """Start one execution per enrolled object (contacts, or the deals, companies or tickets
+        of a workflow on those objects); return their callback ids (delivery is async).
+
+        Like HubSpot, an action runs only in workflows of the object types its definition lists
+        (``objectTypes``), and a record workflow runs only for records that exist.
+        """
         state = self.state
         with state.lock:
             portal = state.portals.get(int(portal_id))
@@ -93,11 +104,25 @@ class WorkflowRunner:
                 raise RunnerError(f"unknown action definition {definition_id}")
             version = int(definition.get("revisionId", "1"))
             props = (definition.get("objectRequestOptions") or {}).get("properties") or []
-            portal.add_flow(workflow_id)  # a workflow that runs exists in the portal
+            kind = object_type.upper()
+            plural = crm_object_type(kind)  # RunnerError-free: ApiError(400) on a bad name
+            if kind not in (definition.get("objectTypes") or []):
+                raise RunnerError(
+                    f"the action is not offered in {kind} workflows (its objectTypes: "
+                    f"{', '.join(definition.get('objectTypes') or []) or 'none'})"
+                )
+            # a workflow that runs exists in the portal, on its object type
+            portal.add_flow(workflow_id, object_type_id=OBJECT_TYPE_IDS[plural])
             callbacks = []
             for cid in contact_ids:
-                contact = portal.contacts.get(str(cid))
-                all_props = contact.properties() if contact else {}
+                if kind == "CONTACT":
+                    contact = portal.contacts.get(str(cid))
+                    all_props = contact.properties() if contact else {}
+                else:
+                    record = portal.crm.records.get(plural, {}).get(str(cid))
+                    if record is None:
+                        raise RunnerError(f"no {plural} record {cid} in portal {portal.id}")
+                    all_props = {RECORD_NAME_PROPERTY[plural]: record.name}
                 cb = Callback(
                     id=state.new_callback_id(portal.id),
                     portal_id=portal.id,
@@ -107,6 +132,7 @@ class WorkflowRunner:
                     contact_id=str(cid),
                     input_fields=dict(input_fields),
                     created_at=time.time(),
+                    object_type=kind,
                 )
                 state.callbacks[cb.id] = cb
                 payload = {
@@ -119,7 +145,7 @@ class WorkflowRunner:
                     "context": {"source": "WORKFLOWS", "workflowId": int(workflow_id)},
                     "object": {
                         "objectId": int(cid) if str(cid).isdigit() else cid,
-                        "objectType": "CONTACT",
+                        "objectType": kind,
                         "properties": {p: all_props.get(p) for p in props},
                     },
                     "inputFields": dict(input_fields),

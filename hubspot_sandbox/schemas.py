@@ -346,6 +346,11 @@ SCHEMAS: dict[str, dict] = {
             "senderAliasAddress": {"type": "string"},
         },
     },
+    # GET /crm/objects/2026-03/{objectType}/{objectId}/associations/{toObjectType}
+    "associations_query": {
+        "type": "object",
+        "properties": {"after": {"type": "string"}, "limit": INT_TEXT},
+    },
     "enrollment_query": {
         "type": "object",
         "required": ["userId"],

@@ -25,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .crm import CrmData, CrmRecord, object_type
+
 SEQUENCE_STATES = ("active", "paused", "draft", "archived")
 DEFAULT_RATE_LIMIT = (110, 10.0)
 
@@ -179,6 +181,7 @@ class Enrollment:
     to_email: str
     enrolled_at: float
     sender_alias: str | None = None
+    ends_at: float | None = None  # when the sequence finishes with the contact (None: not yet)
 
     def to_api(self) -> dict:
         return {
@@ -206,6 +209,7 @@ class Enrollment:
         out["userId"] = self.user_id
         out["senderEmail"] = self.sender_email
         out["senderAliasAddress"] = self.sender_alias
+        out["endsAt"] = iso(self.ends_at) if self.ends_at else None
         return out
 
 
@@ -233,7 +237,12 @@ class Portal:
     users: dict[int, User] = field(default_factory=dict)
     contacts: dict[str, Contact] = field(default_factory=dict)
     sequences: dict[str, Sequence] = field(default_factory=dict)
-    enrollments: dict[str, Enrollment] = field(default_factory=dict)  # contact id -> enrollment
+    # contact id -> the contact's current enrollment (read through current_enrollment(), which
+    # forgets one whose sequence has ended: HubSpot allows one sequence at a time per contact)
+    enrollments: dict[str, Enrollment] = field(default_factory=dict)
+    # seconds a sequence runs for a contact; None: until ended from the admin API or page
+    enrollment_length: float | None = None
+    crm: CrmData = field(default_factory=CrmData)  # companies, deals, tickets, labels
     flows: dict[str, dict] = field(default_factory=dict)  # workflow id -> /automation/v4/flows item
     token_ttl: float | None = None  # None: sandbox default
     rate_limit: object = "default"  # "default", None (off) or (count, seconds)
@@ -251,8 +260,23 @@ class Portal:
     stats_by_path: dict[str, int] = field(default_factory=dict)
     stats_by_status: dict[str, int] = field(default_factory=dict)
 
-    def add_flow(self, flow_id, name: str | None = None) -> dict:
-        """A contact workflow (kept if it exists): what ``/automation/v4/flows`` lists."""
+    def current_enrollment(self, contact_id: str) -> Enrollment | None:
+        """The contact's enrollment if its sequence has not ended (an ended one is dropped)."""
+        enrollment = self.enrollments.get(contact_id)
+        if enrollment is not None and enrollment.ends_at and enrollment.ends_at <= time.time():
+            del self.enrollments[contact_id]
+            return None
+        return enrollment
+
+    def current_enrollments(self) -> list[Enrollment]:
+        """Every enrollment still running, oldest first."""
+        ids = list(self.enrollments)
+        return sorted(
+            (e for e in map(self.current_enrollment, ids) if e is not None), key=lambda e: int(e.id)
+        )
+
+    def add_flow(self, flow_id, name: str | None = None, object_type_id: str = "0-1") -> dict:
+        """A workflow (kept if it exists): what ``/automation/v4/flows`` lists."""
         key = str(int(flow_id))
         if key not in self.flows:
             stamp = datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z")
@@ -260,7 +284,7 @@ class Portal:
                 "id": key,
                 "name": name or f"Workflow {key}",
                 "isEnabled": True,
-                "objectTypeId": "0-1",
+                "objectTypeId": object_type_id,
                 "flowType": "WORKFLOW",
                 "revisionId": "1",
                 "createdAt": stamp,
@@ -320,7 +344,8 @@ class Portal:
             "users": len(self.users),
             "sequences": len(self.sequences),
             "contacts": len(self.contacts),
-            "enrollments": len(self.enrollments),
+            "enrollments": len(self.current_enrollments()),
+            "records": {k: len(v) for k, v in self.crm.records.items()},
         }
 
     def settings_dict(self, default_ttl: float, default_rate) -> dict:
@@ -331,6 +356,7 @@ class Portal:
             "daily_cap": self.daily_cap,
             "include_state": self.include_state,
             "seat_names": self.seat_names,
+            "enrollment_length": self.enrollment_length,
         }
 
 
@@ -374,9 +400,10 @@ class Callback:
     definition_id: str
     definition_version: int
     workflow_id: int
-    contact_id: str
+    contact_id: str  # the enrolled object's id (a contact, or the deal/company/ticket)
     input_fields: dict
     created_at: float
+    object_type: str = "CONTACT"  # CONTACT, DEAL, COMPANY or TICKET
     status: str = "pending"  # pending, delivering, retrying, blocked, succeeded,
     # fail_continue, failed, completed, expired
     attempts: list[dict] = field(default_factory=list)
@@ -398,6 +425,7 @@ class Callback:
             "definitionId": self.definition_id,
             "workflowId": self.workflow_id,
             "contactId": self.contact_id,
+            "objectType": self.object_type,
             "inputFields": self.input_fields,
             "status": self.status,
             "attempts": list(self.attempts),
@@ -521,6 +549,7 @@ class SandboxState:
         self._next_enrollment = 500000001
         self._next_definition = 1001
         self._next_callback = 1
+        self._next_record = 9000001
 
     # -- ids --------------------------------------------------------------
     def new_callback_id(self, portal_id: int) -> str:
@@ -533,6 +562,12 @@ class SandboxState:
         with self.lock:
             n = self._next_definition
             self._next_definition += 1
+        return str(n)
+
+    def new_record_id(self) -> str:
+        with self.lock:
+            n = self._next_record
+            self._next_record += 1
         return str(n)
 
     def new_enrollment_id(self) -> str:
@@ -648,6 +683,17 @@ class SandboxState:
         with self.lock:
             portal.index_remove(seq)
             portal.sequences.pop(seq.id, None)
+
+    def add_record(
+        self, portal: Portal, kind: str, name: str | None, contacts: list[tuple[str, list[str]]]
+    ) -> CrmRecord:
+        """A company, deal or ticket associated with ``contacts`` ([(id, [label, ...])])."""
+        kind = object_type(kind)
+        if kind == "contacts":
+            raise ValueError("a record is a company, deal or ticket")
+        with self.lock:
+            rid = self.new_record_id()
+            return portal.crm.add_record(rid, kind, name or f"{kind[:-1].title()} {rid}", contacts)
 
     def add_contacts(self, portal: Portal, count: int, rng: random.Random | None = None) -> list:
         """Add ``count`` contacts with fresh ids; return them."""

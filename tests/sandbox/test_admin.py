@@ -35,6 +35,7 @@ def test_app_and_portals(demo, portal):
         "daily_cap": 1000,
         "include_state": False,
         "seat_names": "listed",
+        "enrollment_length": None,
     }
     assert demo.admin("GET", "/portals/1").status_code == 404
 
