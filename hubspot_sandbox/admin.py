@@ -702,7 +702,8 @@ def fire():
 @bp.route("/workflows/options", methods=["POST"])
 def options():
     """Fetch dynamic options like HubSpot would: ``{portalId, definitionId, fieldName,
-    inputFields?, q?, after?}`` → ``{statusCode, json, body}``."""
+    inputFields?, q?, after?, objectType?: CONTACT|DEAL|COMPANY|TICKET}`` → ``{statusCode, json,
+    body}``."""
     data = read_json_object()
     pid = _int(data, "portalId", required=True)
     definition_id = data.get("definitionId")
@@ -720,6 +721,7 @@ def options():
             inputs,
             q=_str(data, "q"),
             after=_str(data, "after"),
+            object_type=_str(data, "objectType") or "CONTACT",
         )
     except RunnerError as exc:
         raise validation_error(str(exc)) from None

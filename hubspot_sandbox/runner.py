@@ -278,8 +278,13 @@ class WorkflowRunner:
         input_fields: dict,
         q: str | None = None,
         after: str | None = None,
+        object_type: str = "CONTACT",
     ) -> dict:
-        """POST the options request to the field's ``optionsUrl``; return status and JSON."""
+        """POST the options request to the field's ``optionsUrl``; return status and JSON.
+
+        ``objectTypeId`` is that of the workflow the editor is in (a deal workflow: ``0-3``).
+        """
+        type_id = OBJECT_TYPE_IDS[crm_object_type(object_type)]
         with self.state.lock:
             definition = self.state.definitions.get(str(definition_id))
             if definition is None:
@@ -305,7 +310,7 @@ class WorkflowRunner:
                 "actionDefinitionId": int(definition_id),
                 "actionDefinitionVersion": version,
             },
-            "objectTypeId": "0-1",
+            "objectTypeId": type_id,
             "inputFieldName": field_name,
             "inputFields": {
                 k: {"type": "STATIC_VALUE", "value": v} for k, v in (input_fields or {}).items()

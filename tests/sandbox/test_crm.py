@@ -208,3 +208,21 @@ def test_a_deal_workflow_runs_an_action_offered_on_deals(demo, portal, crm_token
         assert unknown.status_code == 400 and "no deals record" in unknown.text
     flows = demo.api("GET", "/automation/v4/flows", crm_token).json()["results"]
     assert next(f for f in flows if f["id"] == "77")["objectTypeId"] == "0-3"
+
+
+def test_an_options_request_from_a_deal_workflow_names_the_deal_type(demo, portal):
+    with Receiver(lambda req, n: (200, {"options": []}, None)) as rx:
+        did = create_definition(demo, rx.url + "/a", options_url=rx.url + "/options")
+        for kind, type_id in (("CONTACT", "0-1"), ("DEAL", "0-3"), ("TICKET", "0-5")):
+            resp = demo.admin(
+                "POST",
+                "/workflows/options",
+                json={
+                    "portalId": portal.id,
+                    "definitionId": did,
+                    "fieldName": "sequence",
+                    "objectType": kind,
+                },
+            )
+            assert resp.status_code == 200 and resp.json()["statusCode"] == 200, resp.text
+            assert rx.requests[-1]["json"]["objectTypeId"] == type_id
