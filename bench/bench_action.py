@@ -253,8 +253,8 @@ def _children(pid: int) -> list[int]:
 def seed_workspace(portal_id: int, name: str, tokens: dict | None = None, users=()) -> int:
     """A workspace connected to ``portal_id`` (tokens optional); returns its id."""
     from autoseq.extensions import db
-    from autoseq.hubspot import tokens as token_store
     from autoseq.models import HubSpotConnection, Workspace
+    from autoseq.services import tokens as token_store
 
     workspace = Workspace(name=name)
     db.session.add(workspace)

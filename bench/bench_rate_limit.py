@@ -33,10 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from autoseq import create_app  # noqa: E402
 from autoseq.extensions import db  # noqa: E402
-from autoseq.hubspot import HubSpotClient, oauth, tokens  # noqa: E402
+from autoseq.hubspot import oauth  # noqa: E402
 from autoseq.hubspot.http import Transport  # noqa: E402
 from autoseq.models import HubSpotConnection  # noqa: E402
-from autoseq.services import accounts  # noqa: E402
+from autoseq.services import accounts, tokens  # noqa: E402
+from autoseq.services.connections import for_workspace  # noqa: E402
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
 
 
@@ -102,7 +103,7 @@ def connect(app, sandbox: SandboxServer, portal_id: int) -> int:
 def call_until(app, workspace_id, start, deadline, out) -> None:
     with app.app_context():
         try:
-            client = HubSpotClient.for_workspace(workspace_id)
+            client = for_workspace(workspace_id)
             time.sleep(max(0.0, start - time.time()))
             while time.time() < deadline:
                 client.get("/crm/v3/owners", {"limit": 1})

@@ -168,9 +168,8 @@ def main() -> None:
 
     from autoseq import create_app
     from autoseq.extensions import db
-    from autoseq.hubspot import tokens
     from autoseq.models import HubSpotConnection
-    from autoseq.services import accounts
+    from autoseq.services import accounts, tokens
     from autoseq.services.sync import DEFAULT_FETCH_THREADS, run_sync
 
     proc, url = start_sandbox(args.sequences, args.users)

@@ -17,9 +17,9 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from autoseq.extensions import db
-from autoseq.hubspot import tokens
 from autoseq.models import Enrollment, HubSpotConnection, Mailbox, Rotation, RotationMember
 from autoseq.services import actions as action_service
+from autoseq.services import tokens
 from autoseq.services.sync import run_sync
 from hubspot_sandbox import SandboxServer, SandboxState
 from hubspot_sandbox.runner import RunnerSettings
