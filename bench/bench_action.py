@@ -39,9 +39,8 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.fernet import Fernet
@@ -52,12 +51,10 @@ sys.path.insert(0, str(ROOT))
 from autoseq.hubspot.signatures import sign_v3  # noqa: E402
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
 from hubspot_sandbox.runner import RunnerSettings  # noqa: E402
+from tests.support.oauth import connect_workspace, oauth_tokens  # noqa: E402
+from tests.support.sandbox import sandbox_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
-SCOPES = (
-    "automation automation.sequences.read automation.sequences.enrollments.write "
-    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
-)
 
 
 def scratch_database(name: str) -> str | None:
@@ -121,17 +118,8 @@ class Env:
         self.worker_script = ROOT / "worker.py"
 
     def use_sandbox(self, sandbox: SandboxServer) -> None:
-        app = sandbox.state.app
-        self.secret = app.client_secret
-        self.vars.update(
-            HUBSPOT_API_BASE=sandbox.url,
-            HUBSPOT_AUTHORIZE_URL=sandbox.url + "/oauth/authorize",
-            HUBSPOT_CLIENT_ID=app.client_id,
-            HUBSPOT_CLIENT_SECRET=app.client_secret,
-            HUBSPOT_APP_ID=str(app.app_id),
-            HUBSPOT_DEVELOPER_API_KEY=app.developer_api_key,
-            HUBSPOT_DEVELOPER_TOKEN=app.developer_token,
-        )
+        self.secret = sandbox.state.app.client_secret
+        self.vars.update(sandbox_settings(sandbox))
 
     def environ(self) -> dict:
         return {**os.environ, **self.vars, "PYTHONPATH": str(ROOT)}
@@ -253,24 +241,13 @@ def _children(pid: int) -> list[int]:
 def seed_workspace(portal_id: int, name: str, tokens: dict | None = None, users=()) -> int:
     """A workspace connected to ``portal_id`` (tokens optional); returns its id."""
     from autoseq.extensions import db
-    from autoseq.hubspot import tokens as token_store
-    from autoseq.models import HubSpotConnection, Workspace
+    from autoseq.models import Workspace
 
     workspace = Workspace(name=name)
     db.session.add(workspace)
     db.session.flush()
     tokens = tokens or {"access_token": "x", "refresh_token": "y", "expires_in": 1800}
-    db.session.add(
-        HubSpotConnection(
-            workspace_id=workspace.id,
-            portal_id=portal_id,
-            scopes=SCOPES.split(),
-            access_token_enc=token_store.encrypt(tokens["access_token"]),
-            refresh_token_enc=token_store.encrypt(tokens["refresh_token"]),
-            expires_at=datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
-        )
-    )
-    db.session.commit()
+    connect_workspace(workspace.id, portal_id, tokens)
     return workspace.id
 
 
@@ -396,34 +373,6 @@ def bench_endpoint(args) -> dict:
 
 
 # -- (2) the pipeline --------------------------------------------------------------------------
-
-
-def oauth_tokens(server: SandboxServer, portal_id: int) -> dict:
-    app = server.state.app
-    redirect = "http://localhost:5000/hubspot/oauth/callback"
-    http = requests.Session()
-    resp = http.post(
-        f"{server.url}/oauth/authorize",
-        data={
-            "client_id": app.client_id,
-            "redirect_uri": redirect,
-            "scope": SCOPES,
-            "portal_id": str(portal_id),
-            "decision": "approve",
-        },
-        allow_redirects=False,
-    )
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
-    return http.post(
-        f"{server.url}/oauth/2026-09/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect,
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    ).json()
 
 
 def bench_pipeline(args) -> dict:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from cryptography.fernet import Fernet
@@ -33,11 +33,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from autoseq import create_app  # noqa: E402
 from autoseq.extensions import db  # noqa: E402
-from autoseq.hubspot import HubSpotClient, oauth, tokens  # noqa: E402
+from autoseq.hubspot import oauth  # noqa: E402
 from autoseq.hubspot.http import Transport  # noqa: E402
-from autoseq.models import HubSpotConnection  # noqa: E402
 from autoseq.services import accounts  # noqa: E402
+from autoseq.services.connections import for_workspace  # noqa: E402
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
+from tests.support.oauth import connect_workspace, consent  # noqa: E402
+from tests.support.sandbox import sandbox_settings  # noqa: E402
 
 
 def redis_url() -> str:
@@ -46,7 +48,6 @@ def redis_url() -> str:
 
 
 def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
-    app = sandbox.state.app
     return {
         "AUTOSEQ_ENV": "testing",
         "SECRET_KEY": "bench",
@@ -54,11 +55,7 @@ def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(tmpdir, "bench.db"),
         "REDIS_URL": redis_url(),
         "PUBLIC_BASE_URL": "http://localhost:5000",
-        "HUBSPOT_API_BASE": sandbox.url,
-        "HUBSPOT_AUTHORIZE_URL": sandbox.url + "/oauth/authorize",
-        "HUBSPOT_CLIENT_ID": app.client_id,
-        "HUBSPOT_CLIENT_SECRET": app.client_secret,
-        "HUBSPOT_APP_ID": str(app.app_id),
+        **sandbox_settings(sandbox),
         "HUBSPOT_RATE_LIMIT": (110, 10.0),
     }
 
@@ -66,43 +63,30 @@ def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
 def connect(app, sandbox: SandboxServer, portal_id: int) -> int:
     """A workspace connected to ``portal_id`` (consent form + token endpoint + token info)."""
     config = app.config
-    answer = requests.post(
-        sandbox.url + "/oauth/authorize",
-        data={
-            "client_id": config["HUBSPOT_CLIENT_ID"],
-            "redirect_uri": oauth.redirect_uri(config),
-            "scope": " ".join(oauth.SCOPES),
-            "portal_id": str(portal_id),
-            "decision": "approve",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    code = consent(
+        sandbox.url,
+        config["HUBSPOT_CLIENT_ID"],
+        portal_id=portal_id,
+        redirect_uri=oauth.redirect_uri(config),
+    )["code"]
     transport = Transport.from_config(config, rate_limited=False)
     issued = oauth.exchange_code(transport, config, code)
-    info = oauth.token_info(transport, issued.access_token)
+    info = oauth.token_info(transport, config, issued.access_token)
     user = accounts.create_user("bench@example.com", "bench password 123")
     workspace = accounts.create_workspace(user, "Bench")
-    db.session.add(
-        HubSpotConnection(
-            workspace_id=workspace.id,
-            portal_id=info.hub_id,
-            scopes=info.scopes,
-            access_token_enc=tokens.encrypt(issued.access_token),
-            refresh_token_enc=tokens.encrypt(issued.refresh_token),
-            expires_at=issued.expires_at,
-            status="connected",
-        )
-    )
-    db.session.commit()
+    body = {
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "expires_in": issued.expires_in,
+    }
+    connect_workspace(workspace.id, info.hub_id, body, scopes=info.scopes, status="connected")
     return workspace.id
 
 
 def call_until(app, workspace_id, start, deadline, out) -> None:
     with app.app_context():
         try:
-            client = HubSpotClient.for_workspace(workspace_id)
+            client = for_workspace(workspace_id)
             time.sleep(max(0.0, start - time.time()))
             while time.time() < deadline:
                 client.get("/crm/v3/owners", {"limit": 1})

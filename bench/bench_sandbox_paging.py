@@ -21,34 +21,21 @@ from werkzeug.wrappers import Response
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
+from tests.support.oauth import token_dance  # noqa: E402
 
 ROUNDS = 5
 
 
 def token_for(server: SandboxServer) -> str:
     app = server.state.app
-    resp = requests.post(
-        f"{server.url}/oauth/authorize",
-        data={
-            "client_id": app.client_id,
-            "redirect_uri": "http://localhost/cb",
-            "scope": "automation.sequences.read",
-            "decision": "approve",
-        },
-        allow_redirects=False,
+    body = token_dance(
+        server.url,
+        app.client_id,
+        app.client_secret,
+        scope="automation.sequences.read",
+        redirect_uri="http://localhost/cb",
     )
-    code = resp.headers["Location"].split("code=")[1].split("&")[0]
-    tok = requests.post(
-        f"{server.url}/oauth/2026-09/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": "http://localhost/cb",
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    )
-    return tok.json()["access_token"]
+    return body["access_token"]
 
 
 def page_sandbox(server: SandboxServer, token: str, user_id: int) -> tuple[int, int, float]:

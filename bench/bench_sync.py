@@ -25,19 +25,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-SCOPES = (
-    "automation automation.sequences.read automation.sequences.enrollments.write "
-    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
-)
-REDIRECT = "http://localhost:5000/hubspot/oauth/callback"
+from tests.support.oauth import connect_workspace, token_dance  # noqa: E402
 
 
 def free_port() -> int:
@@ -83,30 +78,10 @@ def start_sandbox(sequences: int, users: int) -> tuple[subprocess.Popen, str]:
 
 
 def oauth(url: str) -> tuple[dict, dict, int]:
+    """The sandbox app's credentials, a token for the first portal, and the portal's id."""
     app = requests.get(url + "/_sandbox/app").json()
     portal_id = requests.get(url + "/_sandbox/portals").json()["results"][0]["id"]
-    resp = requests.post(
-        url + "/oauth/authorize",
-        data={
-            "client_id": app["client_id"],
-            "redirect_uri": REDIRECT,
-            "scope": SCOPES,
-            "portal_id": str(portal_id),
-            "decision": "approve",
-        },
-        allow_redirects=False,
-    )
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
-    body = requests.post(
-        url + "/oauth/2026-09/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": app["client_id"],
-            "client_secret": app["client_secret"],
-        },
-    ).json()
+    body = token_dance(url, app["client_id"], app["client_secret"], portal_id)
     return app, body, portal_id
 
 
@@ -168,8 +143,6 @@ def main() -> None:
 
     from autoseq import create_app
     from autoseq.extensions import db
-    from autoseq.hubspot import tokens
-    from autoseq.models import HubSpotConnection
     from autoseq.services import accounts
     from autoseq.services.sync import DEFAULT_FETCH_THREADS, run_sync
 
@@ -202,16 +175,7 @@ def main() -> None:
             db.create_all()
             user = accounts.create_user("bench@example.com", "bench-password-123", "Bench")
             ws = accounts.create_workspace(user, "Bench")
-            db.session.add(
-                HubSpotConnection(
-                    workspace_id=ws.id,
-                    portal_id=portal_id,
-                    access_token_enc=tokens.encrypt(token["access_token"]),
-                    refresh_token_enc=tokens.encrypt(token["refresh_token"]),
-                    expires_at=datetime.now(UTC) + timedelta(seconds=token["expires_in"]),
-                )
-            )
-            db.session.commit()
+            connect_workspace(ws.id, portal_id, token, scopes=None)
             ws_id = ws.id
 
             # Warm both paths once on a small request so neither pays for first connections.

@@ -24,6 +24,14 @@ from autoseq.jobs import QUEUE_NAMES, get_queue
 from autoseq.jobs.worker import AutoSeqWorker
 from autoseq.models import Role
 from autoseq.services import accounts
+from tests.support.oauth import hubspot_oauth_dance
+from tests.support.sandbox import (  # noqa: F401  (SANDBOX_CONFIG_KEYS: imported from here)
+    FAST_RUNNER,
+    SANDBOX_CONFIG_KEYS,
+    SandboxAdmin,
+    fast_runner,
+    pointed_at,
+)
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "correct horse battery"
@@ -218,65 +226,14 @@ def run_jobs(app, redis):
 # HUBSPOT_* settings pointed at it (and put back after the test). ``connected_workspace`` is the
 # ``workspace`` fixture connected to ``portal_id`` through the real OAuth flow.
 
-SANDBOX_CONFIG_KEYS = (
-    "HUBSPOT_API_BASE",
-    "HUBSPOT_AUTHORIZE_URL",
-    "HUBSPOT_CLIENT_ID",
-    "HUBSPOT_CLIENT_SECRET",
-    "HUBSPOT_APP_ID",
-    "HUBSPOT_DEVELOPER_API_KEY",
-    "HUBSPOT_DEVELOPER_TOKEN",
-    "HUBSPOT_MAX_RETRIES",
-    "HUBSPOT_RETRY_BACKOFF",
-    "HUBSPOT_RETRY_BACKOFF_MAX",
-    "HUBSPOT_TIMEOUT",
-    "HUBSPOT_RATE_LIMIT",
-    "HUBSPOT_RATE_LIMIT_MAX_WAIT",
-    "HUBSPOT_TOKEN_REFRESH_MARGIN",
-)
-
-
-class SandboxAdmin:
-    """The sandbox's admin JSON API (``/_sandbox/...``); every call must answer 2xx."""
-
-    def __init__(self, url: str):
-        import requests
-
-        self.base = url + "/_sandbox"
-        self.http = requests.Session()
-
-    def request(self, method: str, path: str, json=None, **kwargs):
-        response = self.http.request(method, self.base + path, json=json, timeout=10, **kwargs)
-        assert 200 <= response.status_code < 300, (
-            f"{method} {path}: {response.status_code} {response.text}"
-        )
-        return response.json() if response.content else None
-
-    def get(self, path: str, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, json=None, **kwargs):
-        return self.request("POST", path, json=json, **kwargs)
-
-    def patch(self, path: str, json=None, **kwargs):
-        return self.request("PATCH", path, json=json, **kwargs)
-
-    def put(self, path: str, json=None, **kwargs):
-        return self.request("PUT", path, json=json, **kwargs)
-
-    def delete(self, path: str, **kwargs):
-        return self.request("DELETE", path, **kwargs)
-
 
 @pytest.fixture(scope="session")
 def _sandbox_server():
     from hubspot_sandbox import SandboxServer, SandboxState
-    from hubspot_sandbox.runner import RunnerSettings
 
     state = SandboxState()
     state.seed_demo(contacts=60)
-    settings = RunnerSettings(backoff_base=0.05, max_attempts=4, connect_timeout=1, read_timeout=5)
-    server = SandboxServer(state, runner_settings=settings).start()
+    server = SandboxServer(state, runner_settings=fast_runner()).start()
     yield server
     server.stop()
 
@@ -291,27 +248,9 @@ def sandbox(app, _sandbox_server):
     server.state.token_ttl = 1800.0
     server.state.rate_limit = DEFAULT_RATE_LIMIT
     server.state.code_ttl = 300.0
-    server.runner.configure(backoff_base=0.05, max_attempts=4, connect_timeout=1, read_timeout=5)
-    sandbox_app = server.state.app
-    saved = {key: app.config[key] for key in SANDBOX_CONFIG_KEYS if key in app.config}
-    app.config.update(
-        HUBSPOT_API_BASE=server.url,
-        HUBSPOT_AUTHORIZE_URL=server.url + "/oauth/authorize",
-        HUBSPOT_CLIENT_ID=sandbox_app.client_id,
-        HUBSPOT_CLIENT_SECRET=sandbox_app.client_secret,
-        HUBSPOT_APP_ID=str(sandbox_app.app_id),
-        HUBSPOT_DEVELOPER_API_KEY=sandbox_app.developer_api_key,
-        HUBSPOT_DEVELOPER_TOKEN=sandbox_app.developer_token,
-        # Retries with tiny delays keep fault tests fast.
-        HUBSPOT_MAX_RETRIES=4,
-        HUBSPOT_RETRY_BACKOFF=0.01,
-        HUBSPOT_RETRY_BACKOFF_MAX=0.05,
-        HUBSPOT_TIMEOUT=(2.0, 10.0),
-    )
-    yield server
-    for key in SANDBOX_CONFIG_KEYS:
-        app.config.pop(key, None)
-    app.config.update(saved)
+    server.runner.configure(**FAST_RUNNER)
+    with pointed_at(app, server):
+        yield server
 
 
 @pytest.fixture
@@ -324,47 +263,6 @@ def sandbox_admin(sandbox) -> SandboxAdmin:
 def portal_id(sandbox_admin) -> int:
     """The seeded demo portal's id (8 users, 25 sequences, 60 contacts)."""
     return sandbox_admin.get("/portals")["results"][0]["id"]
-
-
-def hubspot_oauth_dance(
-    client,
-    sandbox,
-    workspace_id: int,
-    portal_id: int | None = None,
-    decision: str = "approve",
-    replace: bool = False,
-):
-    """Click Connect HubSpot, answer the sandbox consent form, follow HubSpot back to the callback.
-
-    Returns the callback's response (for the test client). ``client`` must be logged in.
-    """
-    from urllib.parse import parse_qs, urlsplit
-
-    import requests
-
-    data = {"replace": "1"} if replace else {}
-    start = client.post_form(f"/w/{workspace_id}/settings/hubspot/connect", data)
-    assert start.status_code == 302, start.get_data(as_text=True)
-    authorize = start.headers["Location"]
-    assert authorize.startswith(sandbox.url + "/oauth/authorize"), authorize
-    consent = requests.get(authorize, timeout=10)
-    assert consent.status_code == 200, consent.text
-    params = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
-    form = {
-        "client_id": params["client_id"],
-        "redirect_uri": params["redirect_uri"],
-        "scope": params["scope"],
-        "state": params["state"],
-        "decision": decision,
-    }
-    if portal_id is not None:
-        form["portal_id"] = str(portal_id)
-    answer = requests.post(
-        sandbox.url + "/oauth/authorize", data=form, allow_redirects=False, timeout=10
-    )
-    assert answer.status_code == 302, answer.text
-    back = urlsplit(answer.headers["Location"])
-    return client.get(f"{back.path}?{back.query}")
 
 
 @pytest.fixture

@@ -18,3 +18,64 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     check = subprocess.run([*flask, "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+
+def _insert(conn, table, **values) -> int:
+    """Insert one row into a reflected ``table``: ``values``, and a plain value for every other
+    column the schema requires (the models' Python-side defaults are not in the schema)."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    for column in table.columns:
+        if column.name in values or column.nullable or column.primary_key:
+            continue
+        if column.server_default is not None:
+            continue
+        kind = column.type
+        if isinstance(kind, sa.Boolean):
+            values[column.name] = False
+        elif isinstance(kind, sa.Integer):
+            values[column.name] = 0
+        elif isinstance(kind, sa.DateTime):
+            values[column.name] = dt.datetime(2026, 1, 1)
+        elif isinstance(kind, sa.Date):
+            values[column.name] = dt.date(2026, 1, 1)
+        elif isinstance(kind, sa.JSON):
+            values[column.name] = []
+        else:
+            values[column.name] = "x"
+    return conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+
+
+def test_disconnect_reasons_move_from_redis_into_their_column(tmp_path, app, redis):
+    """0007 copies each mailbox's reason from Redis (no expiry there) into mailboxes."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    env = dict(
+        os.environ, AUTOSEQ_ENV="development", DATABASE_URL=url, REDIS_URL=app.config["REDIS_URL"]
+    )
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "db"]
+    before = subprocess.run(
+        [*flask, "upgrade", "0006_pages_names"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert before.returncode == 0, before.stderr
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=["workspaces", "hubspot_users", "mailboxes"])
+    with engine.begin() as conn:
+        workspace = _insert(conn, meta.tables["workspaces"], name="Acme")
+        user = _insert(conn, meta.tables["hubspot_users"], workspace_id=workspace, email="j@x.com")
+        mailboxes = meta.tables["mailboxes"]
+        gone, fine = (
+            _insert(conn, mailboxes, workspace_id=workspace, hubspot_user_id=user, email=email)
+            for email in ("gone@x.com", "fine@x.com")
+        )
+    redis.set(f"autoseq:senders:disconnect-reason:{gone}", "User 7 has no connected inboxes")
+    after = subprocess.run([*flask, "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert after.returncode == 0, after.stderr
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, disconnect_reason FROM mailboxes")).all())
+    engine.dispose()
+    assert rows == {gone: "User 7 has no connected inboxes", fine: None}

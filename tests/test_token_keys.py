@@ -8,9 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from autoseq.extensions import db
-from autoseq.hubspot import tokens
 from autoseq.models import HubSpotConnection
-from autoseq.services import accounts
+from autoseq.services import accounts, tokens
 
 _portal = itertools.count(880001)
 

@@ -9,8 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from ..hubspot import tokens
-from ..services import actions, project
+from ..services import actions, project, tokens
 
 hubspot_cli = AppGroup("hubspot", help="HubSpot app administration.")
 

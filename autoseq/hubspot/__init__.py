@@ -4,7 +4,11 @@
 - :mod:`.http` — :class:`Transport` (timeouts, retries, rate slots, typed errors)
 - :mod:`.oauth` — authorize URL, code exchange, refresh, token info, revoke
 - :mod:`.ratelimit` — the per-portal rate limiter shared through Redis
-- :mod:`.tokens` — tokens encrypted at rest (MultiFernet)
+- :mod:`.store` — :class:`TokenStore`, what the client is handed to keep its tokens fresh
+- :mod:`.tokens` — tokens encrypted at rest (MultiFernet over the keys it is given)
+
+Nothing here imports Flask, SQLAlchemy, the models or the services (tests/hubspot/test_floor.py):
+the service layer builds clients (:func:`autoseq.services.connections.for_workspace`).
 - :mod:`.errors` — the typed errors
 """
 

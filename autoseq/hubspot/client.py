@@ -1,6 +1,6 @@
 """HubSpotClient: the portal-scoped client every job and service uses.
 
-    client = HubSpotClient.for_workspace(workspace_id)   # NeedsReconnect when not connected
+    client = connections.for_workspace(workspace_id)   # services: NeedsReconnect when not connected
     for sequence in client.iter_sequences(user_id): ...
     client.enroll(user_id, contact_id, sequence_id, sender_email)
 
@@ -9,26 +9,25 @@ Every call takes a slot of the portal's shared rate budget (Redis), carries a fr
 per portal), and goes through :class:`~autoseq.hubspot.http.Transport` (timeouts, retries, typed
 errors).
 
-Token writes happen on their own database connection and commit at once, so that a refresh made
-in the middle of a job survives the job's rollback and never commits the caller's pending changes.
-Needs an app context to be built; none after that (it may be used from other threads).
+The client is handed its tokens through a :class:`~.store.TokenStore` (the service layer's, over
+the connection row): it needs no app, no database and no app context, so it may be used from any
+thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
+from redis import Redis
 from redis.exceptions import LockError
 
-from ..extensions import db
-from ..models import ConnectionStatus, HubSpotConnection
-from . import oauth, tokens
+from . import oauth
 from .errors import HubSpotAuthError, HubSpotClientError, HubSpotError, NeedsReconnect
 from .http import Transport
+from .store import StoredTokens, TokenStore
 from .versions import CALLBACKS_API, SEQUENCES_API
 
 log = logging.getLogger(__name__)
@@ -39,46 +38,35 @@ BATCH_COMPLETE_SIZE = 100
 
 
 class HubSpotClient:
-    """A client bound to one connected portal. Build it with :meth:`for_connection`."""
+    """A client bound to one connected portal.
 
-    def __init__(self, connection: HubSpotConnection, *, app=None):
-        self.app = app or current_app._get_current_object()
-        self.connection_id = connection.id
-        self.workspace_id = connection.workspace_id
-        self.portal_id = connection.portal_id
-        config = self.app.config
-        # Captured now, so that after construction the client needs no app context (threads).
-        self._keys = list(config["TOKEN_ENCRYPTION_KEYS"])
-        self._engine = db.engine
-        self._access = tokens.decrypt(connection.access_token_enc, self._keys)
-        self._expires_at = connection.expires_at
-        self._lifetime = connection.token_lifetime
-        self.redis = self.app.extensions["redis"]
-        self.transport = Transport.from_config(config, self.redis)
+    ``store`` holds the portal's tokens; ``tokens`` is what the caller already read from it (else
+    the first call loads them); ``config`` is the app's settings (read once, here); ``redis`` holds
+    the shared rate budget and the refresh lock. Services build it with
+    :func:`autoseq.services.connections.for_workspace` or ``for_connection``.
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        portal_id: int,
+        config: Mapping,
+        redis: Redis,
+        tokens: StoredTokens | None = None,
+        workspace_id: int | None = None,
+    ):
+        self.store = store
+        self.portal_id = portal_id
+        self.workspace_id = workspace_id
+        self.config = config
+        self._tokens = tokens
+        self.redis = redis
+        self.transport = Transport.from_config(config, redis)
         self.oauth_transport = Transport.from_config(config, rate_limited=False)
         self.refresh_margin = float(
             config.get("HUBSPOT_TOKEN_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN)
         )
-
-    # -- building -------------------------------------------------------------------------
-    @classmethod
-    def for_connection(cls, connection: HubSpotConnection | None) -> HubSpotClient:
-        """A client for ``connection``; :class:`NeedsReconnect` when it is not connected."""
-        if connection is None:
-            raise NeedsReconnect("HubSpot is not connected")
-        if connection.status != ConnectionStatus.CONNECTED or not connection.refresh_token_enc:
-            raise NeedsReconnect(
-                f"HubSpot portal {connection.portal_id} is {connection.status.replace('_', ' ')}"
-            )
-        return cls(connection)
-
-    @classmethod
-    def for_workspace(cls, workspace_id: int) -> HubSpotClient:
-        """A client for the workspace's connection; :class:`NeedsReconnect` when there is none."""
-        connection = db.session.scalar(
-            db.select(HubSpotConnection).filter_by(workspace_id=workspace_id)
-        )
-        return cls.for_connection(connection)
 
     def close(self) -> None:
         self.transport.close()
@@ -217,88 +205,54 @@ class HubSpotClient:
             return min(self.refresh_margin, lifetime / 2)
         return self.refresh_margin
 
-    def _fresh(self, access: str | None, expires_at: datetime | None, lifetime: int | None) -> bool:
-        if not access or expires_at is None:
+    def _fresh(self, tokens: StoredTokens | None) -> bool:
+        if tokens is None or not tokens.access_token or tokens.expires_at is None:
             return False
-        return expires_at - timedelta(seconds=self._margin(lifetime)) > datetime.now(UTC)
+        margin = timedelta(seconds=self._margin(tokens.lifetime))
+        return tokens.expires_at - margin > datetime.now(UTC)
 
     def _token(self, failed_token: str | None = None) -> str:
         """An access token good for the next call, refreshing it when needed."""
-        if failed_token is None and self._fresh(self._access, self._expires_at, self._lifetime):
-            return self._access
+        if failed_token is None and self._fresh(self._tokens):
+            return self._tokens.access_token
         # One refresh per portal at a time, across processes: the others wait, then find the
-        # row already refreshed and use that token.
+        # store already refreshed and use that token.
         # The lock outlives a refresh that retries through slow answers (5 tries x 23 s at worst).
         lock = self.redis.lock(f"{LOCK_PREFIX}{self.portal_id}", timeout=150, blocking_timeout=155)
         if not lock.acquire():
             raise HubSpotAuthError(f"could not take the token lock of portal {self.portal_id}")
         try:
-            row = self._read_row()
-            if row is None or row.status != ConnectionStatus.CONNECTED or not row.refresh_token_enc:
-                status = row.status if row is not None else "gone"
-                raise NeedsReconnect(f"HubSpot portal {self.portal_id} is {status}")
-            access = tokens.decrypt(row.access_token_enc, self._keys)
-            if access != failed_token and self._fresh(access, row.expires_at, row.token_lifetime):
-                self._access, self._expires_at = access, row.expires_at
-                self._lifetime = row.token_lifetime
-                return access
+            stored = self.store.load()  # as committed now; NeedsReconnect when not connected
+            if stored.access_token != failed_token and self._fresh(stored):
+                self._tokens = stored
+                return stored.access_token
             try:
-                new = oauth.refresh(
-                    self.oauth_transport,
-                    self.app.config,
-                    tokens.decrypt(row.refresh_token_enc, self._keys),
-                )
+                new = oauth.refresh(self.oauth_transport, self.config, stored.refresh_token)
             except oauth.InvalidGrant as exc:
-                self._mark_needs_reconnect(
-                    row.refresh_token_enc,
-                    f"HubSpot refused the refresh token ({exc.message}). Reconnect HubSpot.",
+                log.warning(
+                    "HubSpot portal %s needs a reconnect: refresh token refused", self.portal_id
+                )
+                self.store.mark_needs_reconnect(
+                    stored, f"HubSpot refused the refresh token ({exc.message}). Reconnect HubSpot."
                 )
                 raise NeedsReconnect(
                     f"HubSpot refused the refresh token of portal {self.portal_id}",
                     status=exc.status,
                     error=exc.error,
                 ) from None
-            self._write(
-                row.refresh_token_enc,
-                access_token_enc=tokens.encrypt(new.access_token, self._keys),
-                refresh_token_enc=tokens.encrypt(new.refresh_token, self._keys),
+            fresh = StoredTokens(
+                access_token=new.access_token,
+                refresh_token=new.refresh_token,
                 expires_at=new.expires_at,
-                token_lifetime=new.expires_in,
+                lifetime=new.expires_in,
             )
+            # Stored only if nobody disconnected or reconnected meanwhile; used for this call
+            # either way (it is what HubSpot just issued).
+            self.store.save_if_unchanged(stored, fresh)
             log.info("refreshed the HubSpot access token of portal %s", self.portal_id)
-            self._access, self._expires_at = new.access_token, new.expires_at
-            self._lifetime = new.expires_in
-            return new.access_token
+            self._tokens = fresh
+            return fresh.access_token
         finally:
             # The lock may have expired during a very slow refresh: nothing left to release.
             with contextlib.suppress(LockError):
                 lock.release()
-
-    def _read_row(self):
-        """The connection row as committed now (not the caller's session's possibly old copy)."""
-        table = HubSpotConnection.__table__
-        with self._engine.connect() as conn:
-            return conn.execute(table.select().where(table.c.id == self.connection_id)).first()
-
-    def _write(self, expected_refresh_enc: str, **values) -> bool:
-        """Update the row only if it still holds the refresh token we used (else: it was
-        disconnected or reconnected meanwhile, and what we learnt is stale)."""
-        values["updated_at"] = datetime.now(UTC)
-        table = HubSpotConnection.__table__
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                table.update()
-                .where(
-                    table.c.id == self.connection_id,
-                    table.c.status == ConnectionStatus.CONNECTED.value,
-                    table.c.refresh_token_enc == expected_refresh_enc,
-                )
-                .values(**values)
-            )
-        return bool(result.rowcount)
-
-    def _mark_needs_reconnect(self, expected_refresh_enc: str, reason: str) -> None:
-        log.warning("HubSpot portal %s needs a reconnect: refresh token refused", self.portal_id)
-        self._write(
-            expected_refresh_enc, status=ConnectionStatus.NEEDS_RECONNECT.value, last_error=reason
-        )

@@ -61,6 +61,9 @@ class Mailbox(db.Model):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     daily_cap: Mapped[int] = mapped_column(Integer, default=DEFAULT_DAILY_CAP)
     status: Mapped[str] = mapped_column(String(16), default=MailboxStatus.OK.value)
+    # Why HubSpot made us mark it disconnected (its NO_CONNECTED_INBOX message); cleared when an
+    # admin sets it back to ok.
+    disconnect_reason: Mapped[str | None] = mapped_column(String(500))
     out_of_office_until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,4 +1,5 @@
-"""Connect, reconnect and disconnect a workspace's HubSpot portal (no Flask request in here).
+"""Connect, reconnect and disconnect a workspace's HubSpot portal (no Flask request in here), and
+build the HubSpot client of a connected one (:func:`for_workspace`, :func:`for_connection`).
 
 The OAuth ``state`` is a random value stored in Redis for ten minutes, bound to the user, to a
 nonce kept in that user's browser session and to the workspace; it is consumed (GETDEL) the first
@@ -13,12 +14,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
-from ..hubspot import oauth, tokens
-from ..hubspot.errors import HubSpotError
+from ..hubspot import oauth
+from ..hubspot.client import HubSpotClient
+from ..hubspot.errors import HubSpotError, NeedsReconnect
 from ..hubspot.http import Transport
 from ..models import (
     ConnectionStatus,
@@ -29,6 +32,7 @@ from ..models import (
     SyncTrigger,
     Workspace,
 )
+from . import tokens
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,37 @@ class ConnectOutcome:
 def get_connection(workspace_id: int) -> HubSpotConnection | None:
     """The workspace's connection row (any status), or None."""
     return db.session.scalar(db.select(HubSpotConnection).filter_by(workspace_id=workspace_id))
+
+
+# -- the client of a connected portal ------------------------------------------------------------
+
+
+def for_connection(connection: HubSpotConnection | None) -> HubSpotClient:
+    """A HubSpot client for ``connection``, handed a token store over its row;
+    :class:`NeedsReconnect` when it is not connected. Needs an app context to be built, none
+    after that (it may be used from other threads)."""
+    if connection is None:
+        raise NeedsReconnect("HubSpot is not connected")
+    if connection.status != ConnectionStatus.CONNECTED or not connection.refresh_token_enc:
+        raise NeedsReconnect(
+            f"HubSpot portal {connection.portal_id} is {connection.status.replace('_', ' ')}"
+        )
+    store = tokens.ConnectionTokenStore(connection)
+    app = current_app._get_current_object()
+    return HubSpotClient(
+        store,
+        portal_id=connection.portal_id,
+        workspace_id=connection.workspace_id,
+        config=app.config,
+        redis=app.extensions["redis"],
+        tokens=store.tokens_of(connection),
+    )
+
+
+def for_workspace(workspace_id: int) -> HubSpotClient:
+    """A HubSpot client for the workspace's connection; :class:`NeedsReconnect` when there is
+    none or it is not connected."""
+    return for_connection(get_connection(workspace_id))
 
 
 # -- OAuth state ---------------------------------------------------------------------------------
@@ -277,5 +312,5 @@ def disconnect(config, connection: HubSpotConnection) -> str | None:
 
 
 def rotate_token_keys() -> tokens.RotationReport:
-    """Re-encrypt every stored token with the primary key (see :mod:`autoseq.hubspot.tokens`)."""
+    """Re-encrypt every stored token with the primary key (see :mod:`autoseq.services.tokens`)."""
     return tokens.rotate_all()

@@ -596,9 +596,9 @@ def _is_daily(exc) -> bool:
 
 
 def _client_for(workspace_id: int):
-    from ..hubspot.client import HubSpotClient
+    from .connections import for_workspace
 
-    return HubSpotClient.for_workspace(workspace_id)
+    return for_workspace(workspace_id)
 
 
 def process_enrollment(enrollment_id: int, *, final_attempt: bool = False) -> str | None:

@@ -140,7 +140,7 @@ def update_mailbox(
     if status not in {s.value for s in MailboxStatus}:
         raise MailboxError("status", "Unknown status.")
     if status == MailboxStatus.OK and mailbox.status == MailboxStatus.DISCONNECTED:
-        senders.clear_disconnect_reason(mailbox.id)
+        mailbox.disconnect_reason = None  # an admin reconnected it
     mailbox.daily_cap = int(daily_cap)
     mailbox.status = status
     mailbox.out_of_office_until = out_of_office_until

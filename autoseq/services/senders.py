@@ -135,10 +135,6 @@ def _ensure_seeded(mailbox_ids, now: datetime) -> None:
     pipe.execute()
 
 
-def _reason_key(mailbox_id: int) -> str:
-    return f"autoseq:senders:disconnect-reason:{mailbox_id}"
-
-
 # KEYS: cap keys of the candidates.  ARGV: now_ms, window_ms, reservation, then (cap) per candidate.
 # Reserves a slot in the first candidate (there is one in direct mode) unless it is at its cap.
 _RESERVE_LUA = """
@@ -490,23 +486,9 @@ def mark_disconnected(mailbox_id: int, reason: str) -> None:
     if mailbox is None:
         return
     mailbox.status = MailboxStatus.DISCONNECTED.value
+    mailbox.disconnect_reason = reason[:500]
     db.session.commit()
-    _redis().set(_reason_key(mailbox_id), reason[:500])
     log.warning("mailbox %s (%s) marked disconnected: %s", mailbox_id, mailbox.email, reason)
-
-
-def disconnect_reasons(mailbox_ids) -> dict[int, str]:
-    """Why each of these mailboxes was marked disconnected, for the ones that have a reason."""
-    ids = [int(i) for i in mailbox_ids]
-    if not ids:
-        return {}
-    values = _redis().mget([_reason_key(i) for i in ids])
-    return {i: v.decode() for i, v in zip(ids, values, strict=True) if v}
-
-
-def clear_disconnect_reason(mailbox_id: int) -> None:
-    """Forget why a mailbox was disconnected (an admin reconnected it)."""
-    _redis().delete(_reason_key(mailbox_id))
 
 
 def sent_last_24h(mailbox_ids, *, now: datetime | None = None) -> dict[int, int]:

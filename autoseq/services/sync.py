@@ -918,11 +918,11 @@ def run_sync(
         started = time.monotonic()
         try:
             if client is None:
-                from ..hubspot.client import HubSpotClient
+                from .connections import for_connection
 
-                client = HubSpotClient.for_connection(connection)
+                client = for_connection(connection)
                 workers = int(current_app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
-                extra = [HubSpotClient.for_connection(connection) for _ in range(workers - 1)]
+                extra = [for_connection(connection) for _ in range(workers - 1)]
             fetched = fetch_portal(client, _renewing(lock, progress), extra)
         except (NeedsReconnect, HubSpotAuthError) as exc:
             return _fail(run_id, f"HubSpot needs reconnecting: {_message(exc)}")

@@ -37,7 +37,7 @@ def _row_context(mailboxes):
     ids = [m.id for m in mailboxes]
     return {
         "sent": senders.sent_last_24h(ids),
-        "reasons": senders.disconnect_reasons(ids),
+        "reasons": {m.id: m.disconnect_reason for m in mailboxes if m.disconnect_reason},
         "state_of": service.mailbox_state,
     }
 

@@ -1,7 +1,8 @@
 """Fixtures for the workflow action: a sandbox portal, AutoSeq served over real HTTP, a published
 action, and helpers to fire executions through the sandbox's workflow runner.
 
-The sandbox and connection fixtures stand in until shared ones land in tests/conftest.py.
+The sandbox settings, the OAuth dance and the connection come from ``tests/support``. This sandbox
+is a fresh, empty one per test (no rate limit), unlike the shared, seeded ``sandbox`` fixture.
 """
 
 from __future__ import annotations
@@ -9,43 +10,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from autoseq.extensions import db
-from autoseq.hubspot import tokens
-from autoseq.models import Enrollment, HubSpotConnection, Mailbox, Rotation, RotationMember
+from autoseq.models import Enrollment, Mailbox, Rotation, RotationMember
 from autoseq.services import actions as action_service
 from autoseq.services.sync import run_sync
 from hubspot_sandbox import SandboxServer, SandboxState
-from hubspot_sandbox.runner import RunnerSettings
 from hubspot_sandbox.signing import signed_headers
-
-REDIRECT = "http://localhost:5000/hubspot/oauth/callback"
-SCOPES = (
-    "automation automation.sequences.read automation.sequences.enrollments.write "
-    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
-)
-_KEYS = (
-    "HUBSPOT_API_BASE",
-    "HUBSPOT_AUTHORIZE_URL",
-    "HUBSPOT_CLIENT_ID",
-    "HUBSPOT_CLIENT_SECRET",
-    "HUBSPOT_APP_ID",
-    "HUBSPOT_DEVELOPER_API_KEY",
-    "HUBSPOT_DEVELOPER_TOKEN",
-    "HUBSPOT_RATE_LIMIT",
-    "HUBSPOT_RETRY_BACKOFF",
-    "HUBSPOT_RATE_LIMIT_MAX_WAIT",
-    "HUBSPOT_RETRY_BACKOFF_MAX",
-    "HUBSPOT_MAX_RETRIES",
-    "HUBSPOT_TIMEOUT",
-    "PUBLIC_BASE_URL",
-)
+from tests.support.oauth import REDIRECT, SCOPES, connect_workspace, oauth_tokens  # noqa: F401
+from tests.support.sandbox import fast_runner, pointed_at
 
 
 class _Quiet(WSGIRequestHandler):
@@ -191,68 +168,18 @@ class World:
         assert run.status == "succeeded", run.error
 
 
-def oauth_tokens(server: SandboxServer, portal_id: int) -> dict:
-    """The OAuth dance against the sandbox, without a browser."""
-    app = server.state.app
-    http = requests.Session()
-    resp = http.post(
-        f"{server.url}/oauth/authorize",
-        data={
-            "client_id": app.client_id,
-            "redirect_uri": REDIRECT,
-            "scope": SCOPES,
-            "portal_id": str(portal_id),
-            "decision": "approve",
-        },
-        allow_redirects=False,
-    )
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
-    resp = http.post(
-        f"{server.url}/oauth/2026-09/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    )
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
 @pytest.fixture
 def action_sandbox(app):
     """A started sandbox (no rate limit unless set); the app's HubSpot settings point at it."""
     state = SandboxState(rate_limit=None)
-    server = SandboxServer(
-        state,
-        runner_settings=RunnerSettings(
-            backoff_base=0.05, max_attempts=4, connect_timeout=2, read_timeout=10
-        ),
-    ).start()
-    saved = {k: app.config.get(k) for k in _KEYS}
-    app.config.update(
-        HUBSPOT_API_BASE=server.url,
-        HUBSPOT_AUTHORIZE_URL=server.url + "/oauth/authorize",
-        HUBSPOT_CLIENT_ID=state.app.client_id,
-        HUBSPOT_CLIENT_SECRET=state.app.client_secret,
-        HUBSPOT_APP_ID=str(state.app.app_id),
-        HUBSPOT_DEVELOPER_API_KEY=state.app.developer_api_key,
-        HUBSPOT_DEVELOPER_TOKEN=state.app.developer_token,
-        HUBSPOT_RATE_LIMIT=(100_000, 10.0),
-        HUBSPOT_RETRY_BACKOFF=0.01,
-        HUBSPOT_RETRY_BACKOFF_MAX=0.05,
-        HUBSPOT_MAX_RETRIES=4,
-        HUBSPOT_TIMEOUT=(2.0, 10.0),
-        HUBSPOT_RATE_LIMIT_MAX_WAIT=5.0,
-    )
+    server = SandboxServer(state, runner_settings=fast_runner(connect_timeout=2, read_timeout=10))
+    server.start()
     try:
-        yield server
+        with pointed_at(
+            app, server, HUBSPOT_RATE_LIMIT=(100_000, 10.0), HUBSPOT_RATE_LIMIT_MAX_WAIT=5.0
+        ):
+            yield server
     finally:
-        for key in _KEYS:
-            app.config.pop(key, None)
-        app.config.update({k: v for k, v in saved.items() if v is not None})
         server.stop()
 
 
@@ -290,18 +217,7 @@ def world(app, action_sandbox, autoseq_server, workspace) -> World:
     }
     state.add_contacts(portal, 50)
     body = oauth_tokens(action_sandbox, portal.id)
-    db.session.add(
-        HubSpotConnection(
-            workspace_id=workspace.id,
-            portal_id=portal.id,
-            hub_domain=portal.domain,
-            scopes=SCOPES.split(),
-            access_token_enc=tokens.encrypt(body["access_token"]),
-            refresh_token_enc=tokens.encrypt(body["refresh_token"]),
-            expires_at=datetime.now(UTC) + timedelta(seconds=body["expires_in"]),
-        )
-    )
-    db.session.commit()
+    connect_workspace(workspace.id, portal.id, body, hub_domain=portal.domain)
     w.sync()
     result = action_service.publish_action(app.config)
     w.definition_id = result.definition_id

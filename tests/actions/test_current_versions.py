@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from autoseq.extensions import db
-from autoseq.hubspot.client import HubSpotClient
 from autoseq.models import HubSpotConnection
 from autoseq.services import actions as action_service
+from autoseq.services.connections import for_workspace
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_the_whole_action_flow_uses_only_current_paths(retired_refused, world, r
     )
     connection.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     db.session.commit()
-    with HubSpotClient.for_workspace(world.workspace_id) as client:
+    with for_workspace(world.workspace_id) as client:
         assert list(client.iter_sequences(world.users["ada"].id))
     assert retired_refused.legacy_calls == {}
 

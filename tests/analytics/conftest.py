@@ -2,58 +2,37 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from autoseq.extensions import db
-from autoseq.models import Enrollment, HubSpotUser, Mailbox, Rotation, Sequence
-
-_ids = itertools.count(1)
+from tests.support import factories
 
 
 @pytest.fixture
 def make_sequence():
-    def make(workspace, name="Cold Outbound - SaaS Companies", removed=False):
-        n = next(_ids)
-        seq = Sequence(
-            workspace_id=workspace.id,
-            hubspot_id=str(5000 + n),
-            name=name,
-            removed_at=datetime.now(UTC) if removed else None,
-        )
-        db.session.add(seq)
-        db.session.commit()
-        return seq
+    """``make_sequence(workspace, name, removed=False)``: ``factories.make_sequence``."""
+
+    def make(workspace, name="Cold Outbound - SaaS Companies", removed=False, **fields):
+        return factories.make_sequence(workspace, name, removed=removed, **fields)
 
     return make
 
 
 @pytest.fixture
 def make_mailbox():
-    def make(workspace, email=None):
-        n = next(_ids)
-        email = email or f"rep{n}@example.com"
-        user = HubSpotUser(workspace_id=workspace.id, hubspot_user_id=str(900 + n), email=email)
-        db.session.add(user)
-        db.session.flush()
-        box = Mailbox(workspace_id=workspace.id, hubspot_user_id=user.id, email=email)
-        db.session.add(box)
-        db.session.commit()
-        return box
-
-    return make
+    """``make_mailbox(workspace, email=None)``: a new HubSpot user's default mailbox."""
+    return factories.make_sender
 
 
 @pytest.fixture
 def make_rotation():
+    """``make_rotation(workspace, name)``: a rotation with no mailboxes."""
+
     def make(workspace, name="SDR round robin"):
-        rotation = Rotation(workspace_id=workspace.id, name=name)
-        db.session.add(rotation)
-        db.session.commit()
-        return rotation
+        return factories.make_rotation(workspace, name=name)
 
     return make
 
@@ -61,34 +40,7 @@ def make_rotation():
 @pytest.fixture
 def make_enrollment():
     """Insert one enrollment row; every column can be overridden."""
-
-    def make(workspace, created_at=None, sequence=None, status="enrolled", commit=True, **fields):
-        n = next(_ids)
-        values = {
-            "workspace_id": workspace.id,
-            "callback_id": f"cb-{n}",
-            "portal_id": 62515,
-            "workflow_id": "111",
-            "contact_id": str(1000 + n),
-            "sequence_id": sequence.id if sequence else None,
-            "sequence_hubspot_id": sequence.hubspot_id if sequence else "1",
-            "sequence_name": sequence.name if sequence else "Some sequence",
-            "status": status,
-            "outcome": {"enrolled": "enrolled", "failed": "failed"}.get(status),
-            "attempts": 1,
-            "created_at": created_at or datetime.now(UTC) - timedelta(hours=1),
-        }
-        if status == "failed":
-            values.setdefault("failure_code", "UNSUBSCRIBED")
-            values.setdefault("failure_reason", "The contact unsubscribed.")
-        values.update(fields)
-        row = Enrollment(**values)
-        db.session.add(row)
-        if commit:
-            db.session.commit()
-        return row
-
-    return make
+    return factories.make_enrollment
 
 
 @pytest.fixture

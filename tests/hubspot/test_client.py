@@ -9,14 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from autoseq.extensions import db
-from autoseq.hubspot import (
-    HubSpotClient,
-    HubSpotClientError,
-    HubSpotUnavailable,
-    NeedsReconnect,
-    tokens,
-)
+from autoseq.hubspot import HubSpotClientError, HubSpotUnavailable, NeedsReconnect
 from autoseq.models import HubSpotConnection
+from autoseq.services import tokens
+from autoseq.services.connections import for_workspace
 
 
 def _connection(workspace_id) -> HubSpotConnection:
@@ -36,7 +32,7 @@ def _first_user_id(sandbox_admin, portal_id) -> int:
 
 def test_paginate_follows_paging_across_pages(connected_workspace, sandbox_admin, portal_id):
     user_id = _first_user_id(sandbox_admin, portal_id)
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     items = list(client.paginate("/automation/sequences/2026-03", {"userId": user_id}, limit=3))
     expected = sandbox_admin.get(f"/portals/{portal_id}/sequences")["results"]
     visible = [s for s in expected if s["shared"] or s["userId"] == str(user_id)]
@@ -46,7 +42,7 @@ def test_paginate_follows_paging_across_pages(connected_workspace, sandbox_admin
 
 
 def test_typed_helpers_list_users_owners_and_sequences(connected_workspace):
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     users = list(client.iter_users())
     owners = list(client.iter_owners())
     assert {u["email"] for u in users} >= {"alice.martin@demo-company.com"}
@@ -57,7 +53,7 @@ def test_typed_helpers_list_users_owners_and_sequences(connected_workspace):
 def test_enroll_and_read_back_the_contacts_enrollment(
     connected_workspace, sandbox_admin, portal_id
 ):
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     user = sandbox_admin.get(f"/portals/{portal_id}/users")["results"][0]
     sequence = next(iter(client.iter_sequences(user["id"])))
     contact = sandbox_admin.get(f"/portals/{portal_id}/contacts?limit=1")["results"][0]
@@ -68,7 +64,7 @@ def test_enroll_and_read_back_the_contacts_enrollment(
 
 
 def test_hubspot_refusals_become_typed_errors(connected_workspace, sandbox_admin, portal_id):
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     user_id = _first_user_id(sandbox_admin, portal_id)
     with pytest.raises(HubSpotClientError) as caught:
         client.enroll(user_id, "999999999", "1", "nobody@example.com")
@@ -82,7 +78,7 @@ def test_hubspot_refusals_become_typed_errors(connected_workspace, sandbox_admin
 def test_access_token_is_refreshed_ahead_of_expiry(connected_workspace, sandbox):
     old = tokens.decrypt(_connection(connected_workspace.id).access_token_enc)
     _set_expiry(connected_workspace.id, datetime.now(UTC) + timedelta(seconds=60))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     list(client.iter_owners())
     connection = _connection(connected_workspace.id)
     new = tokens.decrypt(connection.access_token_enc)
@@ -99,7 +95,7 @@ def test_a_short_lived_token_is_refreshed_at_half_its_life_not_before_every_call
     114 times for 200 calls)."""
     sandbox_admin.patch(f"/portals/{portal_id}/settings", {"token_ttl": 5})
     _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with sandbox.state.lock:
         issued_before = len(sandbox.state.access_tokens)
     calls, start = 0, time.monotonic()
@@ -121,10 +117,10 @@ def test_expired_access_token_mid_run_is_refreshed_once_on_401(
     sandbox_admin.patch(f"/portals/{portal_id}/settings", {"token_ttl": 1})
     # Get a 1-second token, then pretend we believe it lasts an hour: only a 401 can tell us.
     _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
-    HubSpotClient.for_workspace(connected_workspace.id).get("/crm/v3/owners", {"limit": 1})
+    for_workspace(connected_workspace.id).get("/crm/v3/owners", {"limit": 1})
     short = tokens.decrypt(_connection(connected_workspace.id).access_token_enc)
     _set_expiry(connected_workspace.id, datetime.now(UTC) + timedelta(hours=1))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     user_id = _first_user_id(sandbox_admin, portal_id)
     pages = client.paginate("/automation/sequences/2026-03", {"userId": user_id}, limit=5)
     first = [next(pages) for _ in range(5)]
@@ -143,7 +139,7 @@ def test_concurrent_callers_refresh_the_token_once(app, connected_workspace, san
     errors = []
     # Six clients, each as a separate worker would hold one (built here: a client needs no app
     # context once built), all seeing the expired token, then calling at the same moment.
-    clients = [HubSpotClient.for_workspace(connected_workspace.id) for _ in range(6)]
+    clients = [for_workspace(connected_workspace.id) for _ in range(6)]
     db.session.commit()
     barrier = threading.Barrier(len(clients))
 
@@ -166,14 +162,14 @@ def test_concurrent_callers_refresh_the_token_once(app, connected_workspace, san
 
 def test_revoked_refresh_token_marks_needs_reconnect(connected_workspace, sandbox_admin, portal_id):
     sandbox_admin.patch(f"/portals/{portal_id}/faults", {"revoke": True})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with pytest.raises(NeedsReconnect):
         client.get("/crm/v3/owners")
     connection = _connection(connected_workspace.id)
     assert connection.status == "needs_reconnect"
     assert "refresh token" in connection.last_error
     with pytest.raises(NeedsReconnect):
-        HubSpotClient.for_workspace(connected_workspace.id)
+        for_workspace(connected_workspace.id)
 
 
 def test_needs_reconnect_banner_shows_on_every_page_and_links_to_settings(
@@ -181,7 +177,7 @@ def test_needs_reconnect_banner_shows_on_every_page_and_links_to_settings(
 ):
     sandbox_admin.patch(f"/portals/{portal_id}/faults", {"revoke": True})
     with pytest.raises(NeedsReconnect):
-        HubSpotClient.for_workspace(connected_workspace.id).get("/crm/v3/owners")
+        for_workspace(connected_workspace.id).get("/crm/v3/owners")
     settings = f"/w/{connected_workspace.id}/settings/hubspot/"
     for path in (f"/w/{connected_workspace.id}/settings", settings):
         page = logged_in.get(path).get_data(as_text=True)
@@ -195,7 +191,7 @@ def test_5xx_answers_are_retried_until_they_pass(
 ):
     app.config["HUBSPOT_MAX_RETRIES"] = 12
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"error_rate": 0.4})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     for _ in range(15):
         assert client.get("/crm/v3/owners", {"limit": 1})["results"]
     stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
@@ -207,7 +203,7 @@ def test_persistent_5xx_gives_up_after_the_bounded_retries(
     connected_workspace, sandbox_admin, portal_id
 ):
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"error_rate": 1.0})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with pytest.raises(HubSpotUnavailable) as caught:
         client.get("/crm/v3/owners")
     assert caught.value.status == 500
@@ -217,7 +213,7 @@ def test_persistent_5xx_gives_up_after_the_bounded_retries(
 def test_dropped_connections_are_retried(app, connected_workspace, sandbox_admin, portal_id):
     app.config["HUBSPOT_MAX_RETRIES"] = 12
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"drop_rate": 0.4})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     for _ in range(10):
         assert client.get("/crm/v3/owners", {"limit": 1})["results"]
     stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
@@ -228,7 +224,7 @@ def test_always_dropped_connection_raises_unavailable(
     connected_workspace, sandbox_admin, portal_id
 ):
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"drop_rate": 1.0})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with pytest.raises(HubSpotUnavailable) as caught:
         client.get("/crm/v3/owners")
     assert caught.value.status is None
@@ -236,7 +232,7 @@ def test_always_dropped_connection_raises_unavailable(
 
 
 def test_a_4xx_is_not_retried(connected_workspace, sandbox_admin, portal_id):
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with pytest.raises(HubSpotClientError) as caught:
         client.get("/automation/sequences/2026-03")  # userId missing: 400
     assert caught.value.status == 400
@@ -247,7 +243,7 @@ def test_429_with_retry_after_is_waited_out_and_retried(
     connected_workspace, sandbox_admin, portal_id
 ):
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"rate_limit_storm_seconds": 2})
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     started = time.monotonic()
     assert client.get("/crm/v3/owners", {"limit": 1})["results"]
     assert time.monotonic() - started >= 0.9
@@ -258,14 +254,14 @@ def test_429_with_retry_after_is_waited_out_and_retried(
 
 def test_not_connected_workspace_raises_needs_reconnect(workspace):
     with pytest.raises(NeedsReconnect):
-        HubSpotClient.for_workspace(workspace.id)
+        for_workspace(workspace.id)
 
 
 def test_tokens_never_reach_the_logs(connected_workspace, sandbox_admin, portal_id, caplog):
     caplog.set_level("DEBUG")
     sandbox_admin.put(f"/portals/{portal_id}/faults", {"error_rate": 1.0})
     _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     with pytest.raises(HubSpotUnavailable):
         client.get("/crm/v3/owners")
     connection = _connection(connected_workspace.id)
@@ -291,7 +287,7 @@ def test_tokens_stay_out_of_debug_logs_of_the_connect(
 
 def test_a_client_built_before_disconnect_cannot_bring_tokens_back(connected_workspace, logged_in):
     _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     logged_in.post_form(f"/w/{connected_workspace.id}/settings/hubspot/disconnect")
     with pytest.raises(NeedsReconnect):
         client.get("/crm/v3/owners")
@@ -302,7 +298,7 @@ def test_a_client_built_before_disconnect_cannot_bring_tokens_back(connected_wor
 
 def test_a_built_client_refreshes_from_a_thread_without_app_context(connected_workspace):
     _set_expiry(connected_workspace.id, datetime.now(UTC) - timedelta(seconds=1))
-    client = HubSpotClient.for_workspace(connected_workspace.id)
+    client = for_workspace(connected_workspace.id)
     outcome = []
     thread = threading.Thread(target=lambda: outcome.append(client.get("/crm/v3/owners")))
     thread.start()

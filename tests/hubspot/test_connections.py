@@ -6,9 +6,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from autoseq.extensions import db
-from autoseq.hubspot import HubSpotClient, NeedsReconnect, tokens
+from autoseq.hubspot import NeedsReconnect
 from autoseq.hubspot.tokens import TokenDecryptError
 from autoseq.models import Enrollment, HubSpotConnection, Sequence, SyncRun
+from autoseq.services import tokens
+from autoseq.services.connections import for_workspace
 
 
 def _connection(workspace_id) -> HubSpotConnection:
@@ -75,7 +77,7 @@ def test_disconnect_keeps_the_row_and_history(connected_workspace, logged_in, po
 def test_disconnected_workspace_has_no_client(connected_workspace, logged_in):
     logged_in.post_form(f"/w/{connected_workspace.id}/settings/hubspot/disconnect")
     with pytest.raises(NeedsReconnect):
-        HubSpotClient.for_workspace(connected_workspace.id)
+        for_workspace(connected_workspace.id)
 
 
 def test_members_cannot_disconnect(connected_workspace, member_client):
@@ -122,12 +124,12 @@ def test_reconnect_after_needs_reconnect_clears_the_error(
 ):
     sandbox_admin.patch(f"/portals/{portal_id}/faults", {"revoke": True})
     with pytest.raises(NeedsReconnect):
-        HubSpotClient.for_workspace(connected_workspace.id).get("/crm/v3/owners")
+        for_workspace(connected_workspace.id).get("/crm/v3/owners")
     oauth_dance(logged_in, connected_workspace.id, portal_id)
     connection = _connection(connected_workspace.id)
     assert connection.status == "connected"
     assert connection.last_error is None
-    assert HubSpotClient.for_workspace(connected_workspace.id).get("/crm/v3/owners")["results"]
+    assert for_workspace(connected_workspace.id).get("/crm/v3/owners")["results"]
 
 
 def test_different_portal_is_refused_without_confirmation(
@@ -203,7 +205,7 @@ def test_old_key_listed_after_the_new_one_still_decrypts(app, connected_workspac
     old_keys = list(app.config["TOKEN_ENCRYPTION_KEYS"])
     app.config["TOKEN_ENCRYPTION_KEYS"] = [Fernet.generate_key().decode(), *old_keys]
     try:
-        client = HubSpotClient.for_workspace(connected_workspace.id)
+        client = for_workspace(connected_workspace.id)
         assert client.get("/crm/v3/owners", {"limit": 1})["results"]
     finally:
         app.config["TOKEN_ENCRYPTION_KEYS"] = old_keys

@@ -5,8 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from autoseq.extensions import db
-from autoseq.hubspot import oauth, tokens
+from autoseq.hubspot import oauth
 from autoseq.models import HubSpotConnection, Role, SyncRun
+from autoseq.services import tokens
 
 
 def _connection(workspace_id):

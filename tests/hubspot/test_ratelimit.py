@@ -12,8 +12,9 @@ import pytest
 
 from autoseq import create_app
 from autoseq.extensions import db
-from autoseq.hubspot import HubSpotClient, RateLimited
+from autoseq.hubspot import RateLimited
 from autoseq.hubspot.ratelimit import RateLimiter
+from autoseq.services.connections import for_workspace
 
 
 def test_callers_within_the_budget_do_not_wait(redis):
@@ -69,7 +70,7 @@ def _call_until(app, workspace_id, start, deadline, results):
     """From ``start`` to ``deadline`` (time.time()), call HubSpot in a loop; note completions."""
     with app.app_context():
         try:
-            client = HubSpotClient.for_workspace(workspace_id)
+            client = for_workspace(workspace_id)
             time.sleep(max(0.0, start - time.time()))
             while time.time() < deadline:
                 client.get("/crm/v3/owners", {"limit": 1})

@@ -8,13 +8,11 @@ import pytest
 import requests
 
 from hubspot_sandbox import SandboxServer, SandboxState
-from hubspot_sandbox.runner import RunnerSettings
+from tests.support.oauth import SCOPES, token_dance
+from tests.support.sandbox import fast_runner
 
 REDIRECT = "http://localhost:5000/hubspot/callback"
-ALL_SCOPES = (
-    "automation automation.sequences.read automation.sequences.enrollments.write "
-    "crm.objects.owners.read settings.users.read crm.objects.contacts.read oauth"
-)
+ALL_SCOPES = SCOPES  # every scope AutoSeq asks for
 
 
 class Client:
@@ -77,11 +75,15 @@ class Client:
         )
 
     def token(self, portal_id=None, scope=ALL_SCOPES) -> dict:
-        """Run the whole OAuth dance; return the token JSON."""
-        code = self.authorize(portal_id, scope=scope)["code"]
-        resp = self.exchange(code)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
+        """Run the whole OAuth dance (``tests/support/oauth.py``'s); return the token JSON."""
+        return token_dance(
+            self.url,
+            self.app.client_id,
+            self.app.client_secret,
+            portal_id,
+            scope=scope,
+            redirect_uri=REDIRECT,
+        )
 
     def api(self, method: str, path: str, token: str, **kw) -> requests.Response:
         headers = kw.pop("headers", {})
@@ -92,16 +94,12 @@ class Client:
         return self.http.request(method, f"{self.url}/_sandbox{path}", **kw)
 
 
-def fast_runner() -> RunnerSettings:
-    return RunnerSettings(backoff_base=0.05, max_attempts=4, connect_timeout=1, read_timeout=3)
-
-
 @pytest.fixture
 def demo():
     """A running sandbox seeded with the demo portal."""
     state = SandboxState()
     state.seed_demo()
-    with SandboxServer(state, runner_settings=fast_runner()) as server:
+    with SandboxServer(state, runner_settings=fast_runner(read_timeout=3)) as server:
         yield Client(server)
 
 
