@@ -10,7 +10,8 @@ SYNC_FETCH_THREADS, a ``requests.Session`` each) and does nothing with them: lik
 Each comparison is made twice, in mirrored order, so a drift of the shared machine's load shows
 instead of favouring one side: bare A1, first sync F1, (rows deleted) first sync F2, bare A2,
 re-sync R1, re-sync R2, bare A3; the ratios are F1/A1, F2/A2 (first sync) and R1/A2, R2/A3
-(re-sync, nothing changed). The 1-minute load average is printed beside every figure. Every run
+(re-sync, nothing changed). The 1-minute load average is printed beside every figure, and this
+process's CPU seconds (the fetch threads' included; the sandbox runs in its own). Every run
 is checked: the sync succeeded with the portal's counts, the bare loop saw the same items.
 
     .venv/bin/python bench/bench_sync.py [--sizes 10000x50,100000x200] [--threads N]
@@ -232,12 +233,14 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
 
             def bare(label: str) -> float:
                 lavg = loadavg()
+                cpu = time.process_time()
                 seconds, calls, items = bare_loop(url, access, threads)
+                cpu = time.process_time() - cpu
                 expected_items.append(items)
                 assert items == expected_items[0], "the bare loop saw a different portal"
                 print(
                     f"  {label} bare loop  : {seconds:7.2f} s  ({calls:,} requests, "
-                    f"{items:,} items; {lavg})",
+                    f"{items:,} items; this process {cpu:.1f} s CPU; {lavg})",
                     flush=True,
                 )
                 return seconds
@@ -248,9 +251,11 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
                         db.session.execute(delete(model).where(model.workspace_id == ws_id))
                     db.session.commit()
                 lavg = loadavg()
+                cpu = time.process_time()
                 started = time.perf_counter()
                 run = run_sync(ws_id, trigger="cli")
                 seconds = time.perf_counter() - started
+                cpu = time.process_time() - cpu
                 assert run.status == "succeeded", run.error
                 assert run.users == users, (run.users, users)
                 want = (sequences, 0, 0) if first else (0, 0, 0)
@@ -264,7 +269,7 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
                 kind = "first sync" if first else "re-sync   "
                 print(
                     f"  {label} {kind} : {seconds:7.2f} s  (+{run.added} ~{run.updated} "
-                    f"-{run.removed}, {run.users} users; {lavg})",
+                    f"-{run.removed}, {run.users} users; this process {cpu:.1f} s CPU; {lavg})",
                     flush=True,
                 )
                 return seconds
