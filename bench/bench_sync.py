@@ -1,17 +1,25 @@
-"""Benchmark: a full sync of 10,000 sequences over 50 users, against a bare paging loop.
+"""Benchmark: a full sync against a bare paging loop, at 10,000 sequences / 50 users and at
+100,000 sequences / 200 users (issue 17: the sync within 1.2x the bare loop).
 
-The sandbox runs in its own process (generated seed, no rate limit, no added latency). The sync
-runs in this process exactly as the worker runs it (``run_sync``: fetch every user's listing,
-merge, bulk-write to a fresh SQLite database). The bare loop fetches the same pages (users,
-owners, archived owners, workflows, then every user's sequences, 100 per page, with as many
-threads as the sync's SYNC_FETCH_THREADS, a ``requests.Session`` each) and does nothing with
-them: like for like. Prints both times and their ratio (the sync's own overhead), then a re-sync
-with nothing changed.
+For each size, the sandbox runs in its own process (generated seed, no rate limit, no added
+latency). The sync runs in this process exactly as the worker runs it (``run_sync``: fetch every
+user's listing, merge, bulk-write). The bare loop fetches the same pages (users, owners, archived
+owners, workflows, then every user's sequences, 100 per page, with as many threads as the sync's
+SYNC_FETCH_THREADS, a ``requests.Session`` each) and does nothing with them: like for like.
 
-    .venv/bin/python bench/bench_sync.py [--sequences 10000] [--users 50] [--threads 1]
+Each comparison is made twice, in mirrored order, so a drift of the shared machine's load shows
+instead of favouring one side: bare A1, first sync F1, (rows deleted) first sync F2, bare A2,
+re-sync R1, re-sync R2, bare A3; the ratios are F1/A1, F2/A2 (first sync) and R1/A2, R2/A3
+(re-sync, nothing changed). The 1-minute load average is printed beside every figure, and this
+process's CPU seconds (the fetch threads' included; the sandbox runs in its own). Every run
+is checked: the sync succeeded with the portal's counts, the bare loop saw the same items.
 
-Needs Redis (``REDIS_URL``, database ``BENCH_REDIS_DB``, default 11) for the rate limiter and
-locks; the app's own rate limit is lifted so that only the sync's own work is measured.
+    .venv/bin/python bench/bench_sync.py [--sizes 10000x50,100000x200] [--threads N]
+
+Database: ``bench_sync_<sequences>`` on the PostgreSQL server DATABASE_URL names (its tables
+dropped and created again; never DATABASE_URL's own database), else a temporary SQLite file.
+Redis: a private redis-server, started and stopped here. The app's rate limit is lifted so that
+only the sync's own work is measured.
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from tests.support.oauth import connect_workspace, token_dance  # noqa: E402
 
@@ -129,38 +137,44 @@ def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
     return time.perf_counter() - started, counts["calls"], counts["items"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=10_000)
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=1, help="bare-loop rounds (best is kept)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="SYNC_FETCH_THREADS (default: the app's, 2)"
-    )
-    args = parser.parse_args()
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``10000x50,100000x200`` -> [(10000, 50), (100000, 200)]."""
+    sizes = []
+    for part in text.split(","):
+        sequences, _, users = part.strip().lower().partition("x")
+        sizes.append((int(sequences), int(users)))
+    return sizes
 
+
+def loadavg() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) -> dict:
+    """The seven runs at one size; returns the figures (and prints each as it comes)."""
+    from bench_action import scratch_database
     from cryptography.fernet import Fernet
+    from sqlalchemy import delete
 
     from autoseq import create_app
+    from autoseq.config import database_url
     from autoseq.extensions import db
+    from autoseq.models import HubSpotUser, Mailbox, Sequence, Workflow
     from autoseq.services import accounts
     from autoseq.services.sync import DEFAULT_FETCH_THREADS, run_sync
 
-    proc, url = start_sandbox(args.sequences, args.users)
+    tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
+    db_url = database_url(scratch_database(f"bench_sync_{sequences}"), tmp)
+    print(f"\n== {sequences:,} sequences over {users} users ({db_url.split(':')[0]})", flush=True)
+    proc, url = start_sandbox(sequences, users)
     try:
         app_info, token, portal_id = oauth(url)
-        tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
-        redis_url = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-        redis_url = urlunsplit(
-            redis_url._replace(path="/" + os.environ.get("BENCH_REDIS_DB", "11"))
-        )
         app = create_app(
             {
                 "AUTOSEQ_ENV": "testing",
                 "SECRET_KEY": "bench",
                 "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-                "SQLALCHEMY_DATABASE_URI": os.environ.get("BENCH_DATABASE_URL")
-                or "sqlite:///" + os.path.join(tmp, "bench.db"),
+                "SQLALCHEMY_DATABASE_URI": db_url,
                 "REDIS_URL": redis_url,
                 "HUBSPOT_API_BASE": url,
                 "HUBSPOT_CLIENT_ID": app_info["client_id"],
@@ -168,62 +182,108 @@ def main() -> None:
                 "HUBSPOT_RATE_LIMIT": (10_000_000, 10.0),
             }
         )
-        if args.threads:
-            app.config["SYNC_FETCH_THREADS"] = args.threads
+        if threads:
+            app.config["SYNC_FETCH_THREADS"] = threads
+        threads = int(app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
+        access = token["access_token"]
         with app.app_context():
-            db.drop_all()  # a fresh schema (BENCH_DATABASE_URL may name a reused database)
+            db.drop_all()  # a scratch database of its own (bench_sync_<sequences>)
             db.create_all()
             user = accounts.create_user("bench@example.com", "bench-password-123", "Bench")
             ws = accounts.create_workspace(user, "Bench")
             connect_workspace(ws.id, portal_id, token, scopes=None)
             ws_id = ws.id
+            expected_items: list[int] = []
 
-            # Warm both paths once on a small request so neither pays for first connections.
-            requests.get(url + "/settings/v3/users", headers={"Authorization": "Bearer x"})
-
-            # Interleaved (bare, first sync, bare, re-sync, bare): on a shared machine the load
-            # drifts, so each sync is compared with the bare loops run just before and after it.
-            threads = int(app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
-
-            def bare() -> float:
-                return min(
-                    bare_loop(url, token["access_token"], threads)[0] for _ in range(args.rounds)
+            def bare(label: str) -> float:
+                lavg = loadavg()
+                cpu = time.process_time()
+                seconds, calls, items = bare_loop(url, access, threads)
+                cpu = time.process_time() - cpu
+                expected_items.append(items)
+                assert items == expected_items[0], "the bare loop saw a different portal"
+                print(
+                    f"  {label} bare loop  : {seconds:7.2f} s  ({calls:,} requests, "
+                    f"{items:,} items; this process {cpu:.1f} s CPU; {lavg})",
+                    flush=True,
                 )
+                return seconds
 
-            def timed_sync():
+            def sync(label: str, first: bool) -> float:
+                if first:  # a first sync again: the rows of the last one deleted
+                    for model in (Mailbox, HubSpotUser, Sequence, Workflow):
+                        db.session.execute(delete(model).where(model.workspace_id == ws_id))
+                    db.session.commit()
+                lavg = loadavg()
+                cpu = time.process_time()
                 started = time.perf_counter()
                 run = run_sync(ws_id, trigger="cli")
+                seconds = time.perf_counter() - started
+                cpu = time.process_time() - cpu
                 assert run.status == "succeeded", run.error
-                return time.perf_counter() - started, (
-                    run.added,
-                    run.updated,
-                    run.removed,
-                    run.users,
+                assert run.users == users, (run.users, users)
+                want = (sequences, 0, 0) if first else (0, 0, 0)
+                assert (run.added, run.updated, run.removed) == want, (run.added, want)
+                count = db.session.scalar(
+                    db.select(db.func.count()).where(
+                        Sequence.workspace_id == ws_id, Sequence.removed_at.is_(None)
+                    )
                 )
+                assert count == sequences, (count, sequences)
+                kind = "first sync" if first else "re-sync   "
+                print(
+                    f"  {label} {kind} : {seconds:7.2f} s  (+{run.added} ~{run.updated} "
+                    f"-{run.removed}, {run.users} users; this process {cpu:.1f} s CPU; {lavg})",
+                    flush=True,
+                )
+                return seconds
 
-            _, calls, items = bare_loop(url, token["access_token"], threads)
-            bare_1 = bare()
-            first_s, summary = timed_sync()
-            bare_2 = bare()
-            again_s, summary_again = timed_sync()
-            bare_3 = bare()
+            # One warm-up of both paths on a small request (first connections).
+            requests.get(url + "/settings/v3/users", headers={"Authorization": f"Bearer {access}"})
+            print(f"  {threads} fetch threads for the sync and the bare loop alike", flush=True)
+            a1 = bare("A1")
+            f1 = sync("F1", first=True)
+            f2 = sync("F2", first=True)
+            a2 = bare("A2")
+            r1 = sync("R1", first=False)
+            r2 = sync("R2", first=False)
+            a3 = bare("A3")
     finally:
         proc.terminate()
         proc.wait(10)
+    figures = {
+        "first": (f1 / a1, f2 / a2),
+        "resync": (r1 / a2, r2 / a3),
+    }
+    print(f"  ratio first sync / bare : F1/A1 {f1 / a1:.2f}, F2/A2 {f2 / a2:.2f}  (aim <= 1.20)")
+    print(f"  ratio re-sync / bare    : R1/A2 {r1 / a2:.2f}, R2/A3 {r2 / a3:.2f}  (aim <= 1.20)")
+    print(f"  ({loadavg()} at the end)", flush=True)
+    return figures
 
-    ratio_first = first_s / ((bare_1 + bare_2) / 2)
-    ratio_again = again_s / ((bare_2 + bare_3) / 2)
-    print(
-        f"portal: {args.sequences:,} sequences over {args.users} users; "
-        f"{threads} fetch threads for the sync and for the bare loop alike"
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000x50,100000x200", help="SEQUENCESxUSERS,...")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="SYNC_FETCH_THREADS (default: the app's, 2)"
     )
-    print(f"bare loop : {bare_1:.2f} s, {bare_2:.2f} s, {bare_3:.2f} s", end="")
-    print(f"  ({calls:,} requests, {items:,} items each)")
-    print(f"first sync: {first_s:.2f} s  (added/updated/removed/users = {summary})")
-    print(f"re-sync   : {again_s:.2f} s  (added/updated/removed/users = {summary_again})")
-    print(f"ratio first sync / bare loop (mean of the two beside it): {ratio_first:.2f}")
-    print(f"ratio re-sync / bare loop (mean of the two beside it)   : {ratio_again:.2f}")
-    print(f"re-sync / first sync: {again_s / first_s:.2f}")
+    args = parser.parse_args()
+
+    from bench_action import private_redis
+
+    redis_proc, redis_url = private_redis()
+    try:
+        results = {
+            size: bench_size(*size, redis_url, args.threads) for size in parse_sizes(args.sizes)
+        }
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+    print("\nsummary (sync / bare loop, each twice in mirrored order; aim <= 1.20):")
+    for (sequences, users), figures in results.items():
+        first = ", ".join(f"{r:.2f}" for r in figures["first"])
+        again = ", ".join(f"{r:.2f}" for r in figures["resync"])
+        print(f"  {sequences:>7,} / {users:>3} users: first sync {first}; re-sync {again}")
 
 
 if __name__ == "__main__":
