@@ -18,7 +18,7 @@ from .extensions import csrf, db, htmx, login_manager, migrate
 
 def redis_tls(config) -> dict:
     """Connection options for a ``rediss://`` URL whose certificate cannot be verified."""
-    if config["REDIS_URL"].startswith("rediss://") and not config.get("REDIS_TLS_VERIFY", True):
+    if config["REDIS_URL"].startswith("rediss://") and not config["REDIS_TLS_VERIFY"]:
         return {"ssl_cert_reqs": "none"}
     return {}
 

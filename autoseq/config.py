@@ -95,35 +95,37 @@ def _instance_secret(instance_path: str, filename: str, make) -> str:
     return path.read_text().strip()
 
 
-# Tuning knobs: read here when the environment sets them; otherwise the code that uses them keeps
-# its documented default (named beside it there and in the README).
+# Tuning knobs (type, default): every one is in the config, with its default when the environment
+# does not set it. The code reads them there and keeps no default of its own (README lists them).
 TUNING = {
-    "HUBSPOT_TIMEOUT": float,  # read timeout of a HubSpot call, seconds (20; connect 3.05)
-    "HUBSPOT_MAX_RETRIES": int,  # retries of 5xx / timeouts / dropped connections (default 4)
-    "HUBSPOT_RETRY_BACKOFF": float,  # first backoff in seconds, doubling (0.5)
-    "HUBSPOT_RETRY_BACKOFF_MAX": float,  # backoff ceiling in seconds (8)
-    "HUBSPOT_429_RETRIES": int,  # 429s waited out before giving up (3)
-    "HUBSPOT_RATE_LIMIT_MAX_WAIT": float,  # longest wait for a rate-limit slot, seconds (60)
-    "HUBSPOT_TOKEN_REFRESH_MARGIN": float,  # refresh this many seconds before expiry (300)
-    "CALLBACK_FLUSH_DELAY": float,  # seconds completions wait to be sent in one batch (1.0)
-    "SYNC_STALE_AFTER": int,  # seconds after which the editor's options ask for a sync (900)
-    "SYNC_FETCH_THREADS": int,  # users' sequence listings fetched at once by one sync (2)
-    "SYNC_MAX_PER_TICK": int,  # workspaces the hourly tick may start (200)
-    "SYNC_JOB_TIMEOUT": int,  # seconds one sync may run (14400)
+    "HUBSPOT_TIMEOUT": (float, 20.0),  # read timeout of a HubSpot call, seconds (connect 3.05)
+    "HUBSPOT_MAX_RETRIES": (int, 4),  # retries of 5xx / timeouts / dropped connections
+    "HUBSPOT_RETRY_BACKOFF": (float, 0.5),  # first backoff in seconds, doubling
+    "HUBSPOT_RETRY_BACKOFF_MAX": (float, 8.0),  # backoff ceiling in seconds
+    "HUBSPOT_429_RETRIES": (int, 3),  # 429s waited out before giving up
+    "HUBSPOT_RATE_LIMIT_MAX_WAIT": (float, 60.0),  # longest wait for a rate-limit slot, seconds
+    "HUBSPOT_TOKEN_REFRESH_MARGIN": (float, 300.0),  # refresh this many seconds before expiry
+    "CALLBACK_FLUSH_DELAY": (float, 1.0),  # seconds completions wait to be sent in one batch
+    "SYNC_STALE_AFTER": (int, 15 * 60),  # seconds after which the editor's options ask for a sync
+    "SYNC_FETCH_THREADS": (int, 2),  # users' sequence listings fetched at once by one sync
+    "SYNC_MAX_PER_TICK": (int, 200),  # workspaces the hourly tick may start
+    "SYNC_JOB_TIMEOUT": (int, 4 * 3600),  # seconds one sync may run
 }
 
 
 def _tuning(env: Mapping[str, str]) -> dict:
     settings = {}
-    for name, kind in TUNING.items():
-        if env.get(name, "").strip():
-            try:
-                value = kind(env[name])
-            except ValueError as exc:
-                raise ConfigError(f"{name} must be a {kind.__name__}, got {env[name]!r}") from exc
-            if value < 0:
-                raise ConfigError(f"{name} must not be negative")
-            settings[name] = value
+    for name, (kind, default) in TUNING.items():
+        if not env.get(name, "").strip():
+            settings[name] = default
+            continue
+        try:
+            value = kind(env[name])
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {env[name]!r}") from exc
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative")
+        settings[name] = value
     return settings
 
 

@@ -38,7 +38,7 @@ class BoundedIntegerConverter(IntegerConverter):
 def init_app(app: Flask) -> None:
     """Install the request guards and headers; call before any blueprint adds its routes."""
     app.url_map.converters["int"] = BoundedIntegerConverter
-    hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
+    hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
         # Trust exactly the configured proxies: the client address is the one the outermost
         # trusted proxy saw, whatever a client writes into X-Forwarded-For before it.

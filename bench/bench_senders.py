@@ -53,56 +53,28 @@ def build_app(tmpdir: str):
 def seed(weights):
     """A workspace, one rep per weight, a team sequence and a weighted plus an even rotation."""
     from autoseq.extensions import db
-    from autoseq.models import (
-        HubSpotUser,
-        Mailbox,
-        Rotation,
-        RotationMember,
-        Sequence,
-        User,
-        Workspace,
+    from autoseq.models import User, Workspace
+    from tests.support.factories import (
+        default_mailbox,
+        make_hubspot_user,
+        make_rotation,
+        make_sequence,
     )
 
     workspace = Workspace(name="Bench")
     db.session.add(workspace)
     db.session.add(User(email="bench@example.com", password_hash="x"))
-    db.session.flush()
-    boxes = []
-    for i, _ in enumerate(weights):
-        user = HubSpotUser(
-            workspace_id=workspace.id,
-            hubspot_user_id=str(100 + i),
-            email=f"rep{i}@bench.test",
-            active=True,
-            has_seat=True,
-        )
-        db.session.add(user)
-        db.session.flush()
-        box = Mailbox(
-            workspace_id=workspace.id, hubspot_user_id=user.id, email=user.email, is_default=True
-        )
-        db.session.add(box)
-        boxes.append(box)
-    db.session.flush()
-    sequence = Sequence(
-        workspace_id=workspace.id,
-        hubspot_id="1",
-        name="Bench",
-        owner_hubspot_user_id="100",
-        sharing="team",
-        sender_user_ids=[str(100 + i) for i in range(len(weights))],
-    )
-    rotations = {}
-    for mode in ("weighted", "even"):
-        rotation = Rotation(workspace_id=workspace.id, name=mode, mode=mode, reset_period="never")
-        for position, (box, weight) in enumerate(zip(boxes, weights, strict=True)):
-            rotation.members.append(
-                RotationMember(mailbox_id=box.id, weight=weight, position=position)
-            )
-        db.session.add(rotation)
-        rotations[mode] = rotation
-    db.session.add(sequence)
     db.session.commit()
+    reps = [
+        make_hubspot_user(workspace, f"rep{i}@bench.test", hubspot_user_id=str(100 + i))
+        for i in range(len(weights))
+    ]
+    boxes = [default_mailbox(rep) for rep in reps]
+    sequence = make_sequence(workspace, "Bench", owner=reps[0], senders=reps, hubspot_id="1")
+    rotations = {
+        "weighted": make_rotation(workspace, boxes, weights=weights, name="weighted"),
+        "even": make_rotation(workspace, boxes, name="even"),
+    }
     return workspace.id, sequence.id, {m: r.id for m, r in rotations.items()}
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from autoseq.config import ConfigError, database_url, load, parse_bool, parse_rate_limit
+from autoseq.config import (
+    TUNING,
+    ConfigError,
+    database_url,
+    load,
+    parse_bool,
+    parse_rate_limit,
+)
 
 
 def test_postgres_url_is_rewritten():
@@ -46,9 +53,11 @@ def test_bad_values_fail_fast(tmp_path):
         load(str(tmp_path), {"AUTOSEQ_ENV": "development", "TOKEN_ENCRYPTION_KEY": "nope"})
 
 
-def test_tuning_knobs_are_read_only_when_set(tmp_path):
+def test_tuning_knobs_have_their_defaults_unless_set(tmp_path):
     base = {"AUTOSEQ_ENV": "development"}
-    assert "SYNC_FETCH_THREADS" not in load(str(tmp_path), base)
+    defaults = load(str(tmp_path), base)
+    assert defaults["SYNC_FETCH_THREADS"] == 2 and defaults["HUBSPOT_TIMEOUT"] == 20.0
+    assert all(defaults[name] == default for name, (_, default) in TUNING.items())
     settings = load(
         str(tmp_path), {**base, "SYNC_FETCH_THREADS": "4", "HUBSPOT_RETRY_BACKOFF": "0.1"}
     )
@@ -97,3 +106,25 @@ def test_sessions_and_remember_me_last_14_days(tmp_path):
 
     config = load(str(tmp_path), {"AUTOSEQ_ENV": "development"})
     assert config["REMEMBER_COOKIE_DURATION"] == timedelta(days=14)
+
+
+def test_every_setting_the_code_reads_is_declared_with_its_default(tmp_path):
+    """A setting read anywhere in ``autoseq/`` (``config["X"]``, ``config.get("X"...)``) is a key of
+    :func:`load`'s answer: declared once, in config.py, with its default."""
+    import pathlib
+    import re
+
+    import autoseq
+
+    read = re.compile(r"""config(?:\[|\.get\()\s*["']([A-Z][A-Z0-9_]+)["']""")
+    root = pathlib.Path(autoseq.__file__).parent
+    names = {
+        name
+        for path in root.rglob("*.py")
+        if path.name != "config.py"
+        for name in read.findall(path.read_text())
+    }
+    assert {"HUBSPOT_TIMEOUT", "SYNC_FETCH_THREADS", "PUBLIC_BASE_URL"} <= names  # it finds them
+    flask_own = {"SERVER_NAME", "TESTING", "DEBUG"}
+    declared = set(load(str(tmp_path), {"AUTOSEQ_ENV": "development"}))
+    assert sorted(names - declared - flask_own) == []

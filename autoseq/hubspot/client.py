@@ -32,7 +32,6 @@ from .versions import CALLBACKS_API, SEQUENCES_API
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REFRESH_MARGIN = 300.0  # seconds before expiry when the access token is renewed
 LOCK_PREFIX = "autoseq:hubspot:refresh-lock:"
 BATCH_COMPLETE_SIZE = 100
 
@@ -64,9 +63,8 @@ class HubSpotClient:
         self.redis = redis
         self.transport = Transport.from_config(config, redis)
         self.oauth_transport = Transport.from_config(config, rate_limited=False)
-        self.refresh_margin = float(
-            config.get("HUBSPOT_TOKEN_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN)
-        )
+        # Seconds before expiry when the access token is renewed.
+        self.refresh_margin = float(config["HUBSPOT_TOKEN_REFRESH_MARGIN"])
 
     def close(self) -> None:
         self.transport.close()

@@ -25,16 +25,14 @@ from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (3.05, 20.0)  # (connect, read) seconds
+CONNECT_TIMEOUT = 3.05  # seconds (a little over a multiple of 3, TCP's retransmission window)
 
 
 def _timeout(setting) -> tuple[float, float]:
     """HUBSPOT_TIMEOUT: a read timeout in seconds (the environment), or (connect, read)."""
-    if not setting:
-        return DEFAULT_TIMEOUT
     if isinstance(setting, (tuple, list)):
         return float(setting[0]), float(setting[1])
-    return DEFAULT_TIMEOUT[0], float(setting)
+    return CONNECT_TIMEOUT, float(setting)
 
 
 _TOKEN_IN_PATH = re.compile(r"(/(?:access-tokens|refresh-tokens)/|[?&]hapikey=)[^/?&\s]+")
@@ -71,26 +69,27 @@ def _install_redaction() -> None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard a transport tries. Tests shorten the delays through app config."""
+    """How hard a transport tries (the settings' defaults are in ``autoseq/config.py``). Tests
+    shorten the delays through app config."""
 
-    max_retries: int = 4  # retries of 5xx / timeouts / dropped connections (so 5 tries in all)
-    backoff: float = 0.5  # first backoff, seconds; doubles each retry
-    max_backoff: float = 8.0
-    max_429_retries: int = 3
-    rate_window: float = 10.0  # wait after a 429 without Retry-After
-    max_rate_wait: float = 60.0  # a longer Retry-After is not waited out
+    max_retries: int  # retries of 5xx / timeouts / dropped connections (4: 5 tries in all)
+    backoff: float  # first backoff, seconds; doubles each retry
+    max_backoff: float
+    max_429_retries: int
+    rate_window: float  # wait after a 429 without Retry-After
+    max_rate_wait: float  # a longer Retry-After is not waited out
 
     @classmethod
     def from_config(cls, config) -> RetryPolicy:
-        """Read ``HUBSPOT_MAX_RETRIES``, ``HUBSPOT_RETRY_BACKOFF``... with the defaults above."""
-        _, window = config.get("HUBSPOT_RATE_LIMIT") or (110, 10.0)
+        """Read ``HUBSPOT_MAX_RETRIES``, ``HUBSPOT_RETRY_BACKOFF``... (every one is declared)."""
+        _, window = config["HUBSPOT_RATE_LIMIT"]
         return cls(
-            max_retries=int(config.get("HUBSPOT_MAX_RETRIES", cls.max_retries)),
-            backoff=float(config.get("HUBSPOT_RETRY_BACKOFF", cls.backoff)),
-            max_backoff=float(config.get("HUBSPOT_RETRY_BACKOFF_MAX", cls.max_backoff)),
-            max_429_retries=int(config.get("HUBSPOT_429_RETRIES", cls.max_429_retries)),
+            max_retries=int(config["HUBSPOT_MAX_RETRIES"]),
+            backoff=float(config["HUBSPOT_RETRY_BACKOFF"]),
+            max_backoff=float(config["HUBSPOT_RETRY_BACKOFF_MAX"]),
+            max_429_retries=int(config["HUBSPOT_429_RETRIES"]),
             rate_window=float(window),
-            max_rate_wait=float(config.get("HUBSPOT_RATE_LIMIT_MAX_WAIT", cls.max_rate_wait)),
+            max_rate_wait=float(config["HUBSPOT_RATE_LIMIT_MAX_WAIT"]),
         )
 
     def delay(self, attempt: int) -> float:
@@ -123,14 +122,14 @@ class Transport:
         self,
         base_url: str,
         *,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float],
+        retry: RetryPolicy,
         limiter: RateLimiter | None = None,
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = tuple(timeout)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry
         self.limiter = limiter
         self.session = session or _session(self.base_url)
         self.session.headers.setdefault("User-Agent", "AutoSeq/1.0")
@@ -141,16 +140,13 @@ class Transport:
         """A transport for ``config`` (a Flask config); with ``redis`` it shares the rate budget."""
         limiter = None
         if rate_limited and redis is not None:
-            limit, window = config.get("HUBSPOT_RATE_LIMIT") or (110, 10.0)
+            limit, window = config["HUBSPOT_RATE_LIMIT"]
             limiter = RateLimiter(
-                redis,
-                limit,
-                window,
-                max_wait=float(config.get("HUBSPOT_RATE_LIMIT_MAX_WAIT", 60.0)),
+                redis, limit, window, max_wait=float(config["HUBSPOT_RATE_LIMIT_MAX_WAIT"])
             )
         return cls(
             config["HUBSPOT_API_BASE"],
-            timeout=_timeout(config.get("HUBSPOT_TIMEOUT")),
+            timeout=_timeout(config["HUBSPOT_TIMEOUT"]),
             retry=RetryPolicy.from_config(config),
             limiter=limiter,
         )

@@ -63,7 +63,7 @@ def _register_context(app: Flask) -> None:
         """The HubSpot page of a contact, workflow or sequence (None without both ids)."""
         if not portal_id or not object_id:
             return None
-        base = app.config.get("HUBSPOT_APP_BASE", "https://app.hubspot.com").rstrip("/")
+        base = app.config["HUBSPOT_APP_BASE"]
         return base + HUBSPOT_PAGES[kind].format(portal=portal_id, id=object_id)
 
     @app.context_processor

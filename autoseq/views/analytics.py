@@ -17,7 +17,7 @@ def _common(filters: analytics.Filters) -> dict:
         "filters": filters,
         "choices": analytics.filter_choices(g.workspace.id),
         "statuses": analytics.STATUSES,
-        "hubspot_app_base": current_app.config.get("HUBSPOT_APP_BASE", "https://app.hubspot.com"),
+        "hubspot_app_base": current_app.config["HUBSPOT_APP_BASE"],
     }
 
 
