@@ -106,10 +106,17 @@ TUNING = {
     "HUBSPOT_RATE_LIMIT_MAX_WAIT": (float, 60.0),  # longest wait for a rate-limit slot, seconds
     "HUBSPOT_TOKEN_REFRESH_MARGIN": (float, 300.0),  # refresh this many seconds before expiry
     "CALLBACK_FLUSH_DELAY": (float, 1.0),  # seconds completions wait to be sent in one batch
-    "SYNC_STALE_AFTER": (int, 15 * 60),  # seconds after which the editor's options ask for a sync
-    "SYNC_FETCH_THREADS": (int, 2),  # users' sequence listings fetched at once by one sync
+    # The workflow editor asking for sequences while the last successful sync is older than this
+    # (seconds) asks for a background sync; checked at most once a minute per workspace.
+    "SYNC_STALE_AFTER": (int, 15 * 60),
+    # Users' sequence listings fetched at once by one sync. Two keep a real portal's 110/10 s
+    # budget busy at HubSpot's latency; more would only crowd out the enrollments sharing it.
+    "SYNC_FETCH_THREADS": (int, 2),
     "SYNC_MAX_PER_TICK": (int, 200),  # workspaces the hourly tick may start
-    "SYNC_JOB_TIMEOUT": (int, 4 * 3600),  # seconds one sync may run
+    # Seconds one sync may run. A sync makes 3 + sum over users of ceil(sequences they see / 100)
+    # calls at 11 a second (HubSpot's 110/10 s): 10,000 sequences over 50 users is about 3,600
+    # calls, 6 minutes. Far larger portals need longer than the sync queue's 30-minute default.
+    "SYNC_JOB_TIMEOUT": (int, 4 * 3600),
 }
 
 

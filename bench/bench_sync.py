@@ -161,7 +161,7 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
     from autoseq.extensions import db
     from autoseq.models import HubSpotUser, Mailbox, Sequence, Workflow
     from autoseq.services import accounts
-    from autoseq.services.sync import DEFAULT_FETCH_THREADS, run_sync
+    from autoseq.services.sync import run_sync
 
     tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
     db_url = database_url(scratch_database(f"bench_sync_{sequences}"), tmp)
@@ -184,7 +184,7 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
         )
         if threads:
             app.config["SYNC_FETCH_THREADS"] = threads
-        threads = int(app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
+        threads = app.config["SYNC_FETCH_THREADS"]
         access = token["access_token"]
         with app.app_context():
             db.drop_all()  # a scratch database of its own (bench_sync_<sequences>)

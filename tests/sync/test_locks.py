@@ -24,11 +24,11 @@ def test_renewing_pushes_the_expiry_back_only_for_the_holder(redis):
     assert redis.ttl("t:lock") > 290
 
 
-def test_a_run_whose_job_vanished_is_failed_and_a_new_one_starts(workspace):
+def test_a_run_whose_job_vanished_is_failed_and_a_new_one_starts(app, workspace):
     from autoseq.extensions import db
     from autoseq.jobs import get_queue
     from autoseq.models import SyncRun
-    from autoseq.services.sync import SYNC_JOB_TIMEOUT, request_sync
+    from autoseq.services.sync import request_sync
 
     ghost = SyncRun(workspace_id=workspace.id, trigger="manual", status="running", job_id="gone")
     db.session.add(ghost)
@@ -38,4 +38,4 @@ def test_a_run_whose_job_vanished_is_failed_and_a_new_one_starts(workspace):
     assert run.id != ghost.id and run.status == "queued"
     assert ghost.status == "failed" and "interrupted" in ghost.error
     job = get_queue("sync").fetch_job(run.job_id)
-    assert job.timeout == SYNC_JOB_TIMEOUT
+    assert job.timeout == app.config["SYNC_JOB_TIMEOUT"]

@@ -22,7 +22,6 @@ schedule). Every name stays importable from here (``from autoseq.services import
 from __future__ import annotations
 
 from .fetch import (  # noqa: F401
-    DEFAULT_FETCH_THREADS,
     Fetched,
     SyncAborted,
     fetch_portal,
@@ -51,8 +50,6 @@ from .runs import (  # noqa: F401
     STALE_CHECK_TTL,
     SYNC_INTERVAL,
     SYNC_JOB,
-    SYNC_JOB_TIMEOUT,
-    SYNC_STALE_AFTER,
     SyncBusy,
     _RedisLock,
     active_run,

@@ -10,8 +10,6 @@ from collections.abc import Sequence as Sequence_
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from flask import current_app
-
 from .records import (
     SequenceMerger,
     UserListing,
@@ -22,10 +20,6 @@ from .records import (
 )
 
 log = logging.getLogger(__name__)
-
-# Users' listings fetched at once (SYNC_FETCH_THREADS). Two keep a real portal's 110/10 s budget
-# busy at HubSpot's latency; more would only crowd out the enrollments sharing that budget.
-DEFAULT_FETCH_THREADS = 2
 
 
 class SyncAborted(Exception):
@@ -149,8 +143,11 @@ def _list_one(client, uid: str) -> tuple[str, list | None, Exception | None]:
 
 
 def _list_concurrently(senders: list[str], clients: list):
-    """Yield ``_list_one`` results as they finish, one thread per client (clients not shared)."""
-    app = current_app._get_current_object()
+    """Yield ``_list_one`` results as they finish, one thread per client (clients not shared).
+
+    The threads need no app context: a client refreshes its token through its token store, which
+    writes the connection row on a connection of its own (services/tokens.py).
+    """
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for c in clients:
         idle.put(c)
@@ -158,8 +155,7 @@ def _list_concurrently(senders: list[str], clients: list):
     def task(uid: str):
         client = idle.get()
         try:
-            with app.app_context():  # a token refresh reads and writes the connection row
-                return _list_one(client, uid)
+            return _list_one(client, uid)
         finally:
             idle.put(client)
 

@@ -22,7 +22,6 @@ from ...models import (
 )
 from ...models.base import utcnow
 from .fetch import (
-    DEFAULT_FETCH_THREADS,
     SyncAborted,
     fetch_portal,
 )
@@ -41,13 +40,6 @@ SYNC_INTERVAL = timedelta(hours=24)
 # worker killed mid-sync blocks the next sync of its workspace for at most this long.
 RUN_LOCK_TTL = 10 * 60
 REQUEST_LOCK_TTL = 10
-# A sync makes 3 + sum over users of ceil(sequences they see / 100) calls at 11 per second
-# (HubSpot's 110/10 s): 10,000 sequences over 50 users is about 3,600 calls, 6 minutes. Far larger
-# portals need longer than the sync queue's 30-minute default.
-SYNC_JOB_TIMEOUT = 4 * 3600
-# The workflow editor asking for sequences while the last successful sync is older than this asks
-# for a background sync (config SYNC_STALE_AFTER, seconds); checked at most once a minute.
-SYNC_STALE_AFTER = 15 * 60
 STALE_CHECK_TTL = 60
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
 
@@ -173,7 +165,7 @@ def request_sync(
             run.id,
             queue="sync",
             job_id=run.job_id,
-            timeout=int(current_app.config.get("SYNC_JOB_TIMEOUT", SYNC_JOB_TIMEOUT)),
+            timeout=current_app.config["SYNC_JOB_TIMEOUT"],
         )
         log.info("sync of workspace %s requested (%s): run %s", workspace_id, trigger, run.id)
         return run
@@ -203,7 +195,7 @@ def request_if_stale(workspace_id: int) -> SyncRun | None:
     checked = f"autoseq:sync:{workspace_id}:stale-checked"
     if not redis.set(checked, "1", nx=True, ex=STALE_CHECK_TTL):
         return None
-    stale_after = timedelta(seconds=current_app.config.get("SYNC_STALE_AFTER", SYNC_STALE_AFTER))
+    stale_after = timedelta(seconds=current_app.config["SYNC_STALE_AFTER"])
     last = last_success(workspace_id)
     if last is not None and utcnow() - last < stale_after:
         return None
@@ -284,7 +276,7 @@ def run_sync(
                 from ..connections import for_connection
 
                 client = for_connection(connection)
-                workers = int(current_app.config.get("SYNC_FETCH_THREADS", DEFAULT_FETCH_THREADS))
+                workers = current_app.config["SYNC_FETCH_THREADS"]
                 extra = [for_connection(connection) for _ in range(workers - 1)]
             fetched = fetch_portal(client, _renewing(lock, progress), extra)
         except (NeedsReconnect, HubSpotAuthError) as exc:
@@ -389,7 +381,7 @@ def due_workspaces(now: datetime | None = None, limit: int | None = None) -> lis
 def request_due_syncs(now: datetime | None = None, limit: int | None = None) -> list[SyncRun]:
     """Request the daily sync of every due workspace (at most ``limit`` per call)."""
     if limit is None:
-        limit = current_app.config.get("SYNC_MAX_PER_TICK", 200)
+        limit = current_app.config["SYNC_MAX_PER_TICK"]
     runs = []
     for workspace_id in due_workspaces(now, limit):
         runs.append(request_sync(workspace_id, SyncTrigger.DAILY))
