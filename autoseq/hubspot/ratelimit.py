@@ -41,6 +41,23 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, math.max(1, math.ceil(tonumber(first[2]) + window - now))}
 """
 
+# KEYS[1] the window; ARGV: limit, window (ms), want. Takes nothing; answers {free slots, ms until
+# ``want`` slots are free (0 when they are)}.
+_HEADROOM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local free = limit - used
+if free >= want then return {free, 0} end
+local nth = redis.call('ZRANGE', KEYS[1], want - free - 1, want - free - 1, 'WITHSCORES')
+if nth[2] == nil then return {free, 1} end
+return {free, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
+"""
+
 # KEYS[1] the window; ARGV[1] member: move the slot's time to now (only if it is still there).
 _STAMP = """
 local t = redis.call('TIME')
@@ -68,6 +85,18 @@ class RateLimiter:
         self.prefix = prefix
         self._acquire = redis.register_script(_ACQUIRE)
         self._stamp = redis.register_script(_STAMP)
+        self._headroom = redis.register_script(_HEADROOM)
+
+    @classmethod
+    def from_config(cls, config, redis: Redis) -> RateLimiter:
+        """The limiter every HubSpot call of ``config`` (a Flask config) shares."""
+        limit, window = config.get("HUBSPOT_RATE_LIMIT") or (110, 10.0)
+        return cls(
+            redis,
+            limit,
+            window,
+            max_wait=float(config.get("HUBSPOT_RATE_LIMIT_MAX_WAIT", 60.0)),
+        )
 
     def key(self, key) -> str:
         return f"{self.prefix}{key}"
@@ -81,6 +110,18 @@ class RateLimiter:
         if int(taken):
             return member, 0.0
         return None, int(wait_ms) / 1000.0
+
+    def headroom(self, key, want: int = 1) -> tuple[int, float]:
+        """``(slots free now, seconds until want slots are free)``; takes nothing.
+
+        What a drain asks before it claims work: it takes as many rows as there are free slots,
+        and when there are none it yields its worker until ``want`` are free, instead of sleeping.
+        """
+        want = max(1, min(int(want), self.limit))
+        free, wait_ms = self._headroom(
+            keys=[self.key(key)], args=[self.limit, self.window_ms, want]
+        )
+        return int(free), int(wait_ms) / 1000.0
 
     def acquire(self, key) -> str:
         """Wait for a slot and take it; return its id. :class:`RateLimited` after ``max_wait``."""

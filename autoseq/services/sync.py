@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Sequence as Sequence_
@@ -30,7 +29,6 @@ from flask import current_app
 from sqlalchemy import insert, update
 
 from ..extensions import db
-from ..jobs import enqueue, redis_connection
 from ..models import (
     ConnectionStatus,
     HubSpotConnection,
@@ -46,6 +44,7 @@ from ..models import (
     Workflow,
 )
 from ..models.base import utcnow
+from ..queue import Lock, enqueue, job_status, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -702,39 +701,8 @@ def _request_lock_key(workspace_id: int) -> str:
     return f"autoseq:sync:{workspace_id}:request"
 
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
-class _RedisLock:
-    """SET NX EX lock with a token, released only by its holder."""
-
-    def __init__(self, key: str, ttl: int):
-        self.key, self.ttl = key, ttl
-        self.token = secrets.token_hex(8)
-        self.redis = redis_connection()
-
-    def acquire(self, wait: float = 0.0) -> bool:
-        deadline = time.monotonic() + wait
-        while True:
-            if self.redis.set(self.key, self.token, nx=True, ex=self.ttl):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-    def release(self) -> None:
-        self.redis.eval(_RELEASE, 1, self.key, self.token)
-
-    def renew(self) -> None:
-        """Push the expiry back to a full TTL, if the lock is still ours."""
-        self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl)
+# The one lock idiom (SET NX EX with a token), from the queue floor.
+_RedisLock = Lock
 
 
 def job_id_for(run: SyncRun) -> str:
@@ -768,18 +736,12 @@ def check_run(run: SyncRun) -> SyncRun:
 
 def _is_dead(run: SyncRun) -> bool:
     """A queued/running run whose job is gone or ended (a killed worker leaves these behind)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
     if run.job_id is None:
         return utcnow() - run.created_at > timedelta(minutes=1)
-    try:
-        job = Job.fetch(run.job_id, connection=redis_connection())
-    except NoSuchJobError:
-        return True
+    status = job_status(run.job_id)
     # The job ended while the row says otherwise: its horse died. A job still "started" whose
     # horse died is moved to failed by RQ's registry cleanup once its timeout has passed.
-    return job.get_status(refresh=False) in ("failed", "stopped", "canceled", "finished")
+    return status is None or status in ("failed", "stopped", "canceled", "finished")
 
 
 def request_sync(
