@@ -105,7 +105,7 @@ TUNING = {
     "HUBSPOT_429_RETRIES": int,  # 429s waited out before giving up (3)
     "HUBSPOT_RATE_LIMIT_MAX_WAIT": float,  # longest wait for a rate-limit slot, seconds (60)
     "HUBSPOT_TOKEN_REFRESH_MARGIN": float,  # refresh this many seconds before expiry (300)
-    "CALLBACK_FLUSH_DELAY": float,  # seconds completions wait to be sent in one batch (1.0)
+    "CALLBACK_FLUSH_DELAY": float,  # seconds completions wait to be sent in one batch (3.0)
     "SYNC_STALE_AFTER": int,  # seconds after which the editor's options ask for a sync (900)
     "SYNC_FETCH_THREADS": int,  # users' sequence listings fetched at once by one sync (2)
     "SYNC_MAX_PER_TICK": int,  # workspaces the hourly tick may start (200)

@@ -175,13 +175,17 @@ class Env:
         wait_http(f"http://127.0.0.1:{port}/")
         return proc
 
-    def workers(self, count: int) -> None:
+    def workers(self, count: int, profile_dir: str | None = None) -> None:
         log = os.environ.get("BENCH_WORKER_LOG")  # a file to keep the workers' logs in
         out = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115
-        for _ in range(count):
+        for i in range(count):
+            cmd = [sys.executable, str(self.worker_script), "enrollments"]
+            if profile_dir:  # the same worker under cProfile (bench/profiled_worker.py)
+                profiled = str(ROOT / "bench" / "profiled_worker.py")
+                cmd = [sys.executable, profiled, f"{profile_dir}/worker-{i}.prof", "enrollments"]
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, str(self.worker_script), "enrollments"],
+                    cmd,
                     cwd=ROOT,
                     env=self.environ(),
                     start_new_session=True,
@@ -482,7 +486,7 @@ def bench_pipeline(args) -> dict:
                 portal.stats_requests = portal.stats_rate_limited = 0
                 portal.stats_by_path.clear()
                 portal.stats_by_status.clear()
-        env.workers(args.workers)
+        env.workers(args.workers, args.profile)
         if args.fault:
             env.scheduler()
         cpu_before = env.cpu_seconds()
@@ -580,6 +584,8 @@ def bench_pipeline(args) -> dict:
         f"   contacts enrolled exactly once: {'all' if exactly_once else 'NO'} "
         f"({sum(len(v) for v in enrolled.values())}/{sum(len(v) for v in expected.values())})"
     )
+    if args.profile:
+        print_profile(args.profile)
     if args.fault:
         after = elapsed - (fault_at - started) if fault_at else float("nan")
         print(
@@ -588,6 +594,20 @@ def bench_pipeline(args) -> dict:
             f"{'0' if exactly_once else 'SEE ABOVE'})"
         )
     return {"elapsed": elapsed, "share": share, "rate_limited": rate_limited, "ok": exactly_once}
+
+
+def print_profile(directory: str, top: int = 25) -> None:
+    """The workers' profiles summed: where their CPU goes (cumulative, then own time)."""
+    import pstats
+
+    files = sorted(str(p) for p in Path(directory).glob("worker-*.prof"))
+    if not files:
+        print("   (no worker profile written)")
+        return
+    stats = pstats.Stats(*files)
+    for key, label in (("cumulative", "cumulative"), ("tottime", "own time")):
+        print(f"   -- workers' profile, top {top} by {label} --")
+        stats.sort_stats(key).print_stats(top)
 
 
 def private_redis() -> tuple[subprocess.Popen, str]:
@@ -635,6 +655,12 @@ def main() -> int:
         help="pipeline only: SIGKILL a worker, or flush Redis, once --fault-at of it completed",
     )
     parser.add_argument("--fault-at", type=float, default=0.5)
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="pipeline only: run the workers under cProfile, write DIR/worker-N.prof, print a "
+        "summary (slower: take CPU figures from a run without it)",
+    )
     parser.add_argument(
         "--database-url",
         default=None,
