@@ -42,7 +42,7 @@ MARKER_PREFIX = "autoseq:enrollment-drain:"
 MARKER_TTL = 120  # seconds beyond a pending drain's delay; the sweep looks sooner than that
 CLAIM_BATCH = 50  # rows claimed per transaction (fewer when fewer slots are free)
 DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to other portals
-WAKE_SLOTS = 5  # a drain with no free slot comes back when this many are free
+WAKE_SLOTS = 1  # a drain with no free slot comes back when one is free (RQ rounds to 1 s)
 CALLBACK_RETRY = 5.0  # seconds before completions refused by a 5xx/429 are sent again
 CALLBACK_HORIZON = timedelta(hours=23)  # HubSpot forgets a blocked execution after a day
 
@@ -99,9 +99,16 @@ def _queued(workspace_id: int):
 
 
 def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
-    """Claim up to ``limit`` due, unclaimed rows of the workspace for ``job_id``, oldest first."""
+    """Claim up to ``limit`` due, unclaimed rows of the workspace for ``job_id``, oldest first.
+
+    Two statements in one transaction: the ids are locked first (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so concurrent drains never wait on each other; SQLite serialises writers), then
+    claimed by an UPDATE guarded by ``job_id IS NULL``. One ``UPDATE ... WHERE id IN (SELECT ...
+    LIMIT n FOR UPDATE SKIP LOCKED)`` is not safe: PostgreSQL may run the subquery more than once
+    and claim more than ``n`` rows (bench_action.py saw 300 claimed for 50).
+    """
     now = utcnow()
-    due = (
+    ids = db.session.scalars(
         db.select(Enrollment.id)
         .where(
             *_queued(workspace_id),
@@ -110,12 +117,15 @@ def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
         )
         .order_by(Enrollment.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
-    )
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        db.session.commit()
+        return []
     rows = db.session.scalars(
         db.update(Enrollment)
         .where(
-            Enrollment.id.in_(due.scalar_subquery()),
+            Enrollment.id.in_(ids),
             Enrollment.job_id.is_(None),
             Enrollment.status == EnrollmentStatus.QUEUED.value,
         )
@@ -195,10 +205,17 @@ def drain(workspace_id: int, job_id: str | None = None) -> DrainReport:
         client = _client_for(workspace_id)
     except errors.NeedsReconnect:
         return _fail_unreachable(workspace_id, job_id)
+    session = db.session()
+    # The drain commits once or twice per row (attempts before the call, the outcome after):
+    # expiring every loaded object at each commit reloaded the row, its sequence and its sender
+    # one SELECT at a time (a third of the drain's CPU in bench_action.py's profile). Claimed rows
+    # are ours alone; everything else is looked at afresh for each batch (``_Run.work``).
+    session.expire_on_commit = False
     try:
         run = _Run(workspace_id, job_id, client)
         report = run.work()
     finally:
+        session.expire_on_commit = True
         release_claims(job_id)
         client.close()
     if report.next_in is None:
@@ -227,7 +244,9 @@ class _Run:
             free, wait = self.free_slots()
             if free <= 0:
                 return self._yield(wait)
+            db.session.expire_all()  # what other processes changed (mailboxes, caps) since
             rows = claim(self.workspace_id, self.job_id, min(free, CLAIM_BATCH))
+            log.debug("drain %s: %d slots free, %d rows claimed", self.job_id, free, len(rows))
             backoff = self._deliver(rows) if rows else None
             callbacks_wait = self._complete_callbacks()
             if backoff is not None or callbacks_wait is not None:
