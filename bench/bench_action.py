@@ -207,9 +207,18 @@ class Env:
         self.procs.append(proc)
         return proc
 
-    def kill_one_worker(self) -> int:
-        """SIGKILL one running worker (no chance to finish its job); its pid."""
-        proc = next(p for p in self.procs if "worker" in Path(p.args[1]).name and p.poll() is None)
+    def kill_one_worker(self, redis=None) -> int:
+        """SIGKILL one running worker (no chance to finish its job), one in the middle of a drain
+        when there is one; its pid."""
+        live = [p for p in self.procs if "worker" in Path(p.args[1]).name and p.poll() is None]
+        busy = set()
+        for key in redis.smembers("rq:workers") if redis is not None else ():
+            fields = redis.hgetall(key)
+            if fields.get(b"current_job", b"").startswith(b"drain-"):
+                busy.add(int(fields.get(b"pid", 0)))
+        proc = next((p for p in live if p.pid in busy), live[0])
+        if proc.pid in busy:
+            print("   ... (the worker killed was running a drain)")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         return proc.pid
@@ -521,7 +530,10 @@ def bench_pipeline(args) -> dict:
             if args.fault and fault_at is None and done >= len(callback_ids) * args.fault_at:
                 fault_at = now
                 if args.fault == "kill-worker":
-                    print(f"   ... SIGKILL worker {env.kill_one_worker()} at {done} completed")
+                    print(
+                        f"   ... SIGKILL worker {env.kill_one_worker(app.extensions['redis'])} "
+                        f"at {done} completed"
+                    )
                 else:
                     app.extensions["redis"].flushdb()
                     print(f"   ... Redis flushed (queues, jobs, schedule) at {done} completed")

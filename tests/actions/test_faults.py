@@ -176,14 +176,20 @@ def test_the_stuck_sweep_leaves_rows_with_a_live_job_alone(world, redis):
     assert enrollment_service.requeue_stuck(older_than=timedelta(0)) == 0
 
 
-def test_an_expired_callback_is_not_retried_forever(world, run_jobs):
+def test_an_expired_callback_is_not_retried_forever(world, run_jobs, logged_in):
     [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
     with world.state.lock:
         world.state.callbacks[cb].expires_at = time.time() - 1  # HubSpot gave up waiting
     run_jobs()
     row = world.row(cb)
     assert row.status == "enrolled" and row.callback_completed_at is None
+    # Recorded on the row (not a Redis key that expires): a callback failure, not a success.
+    assert "has expired" in row.callback_error
+    assert enrollment_service.callback_state(row) == "refused"
     assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 0
+    page = logged_in.get(f"/w/{world.workspace_id}/sequences/{row.sequence_id}")
+    assert page.status_code == 200
+    assert "Callback failed" in page.text and "has expired" in page.text
 
 
 def test_completing_an_already_completed_callback_counts_as_completed(world, run_jobs):
