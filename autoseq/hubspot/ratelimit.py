@@ -14,6 +14,7 @@ window (a fraction of a percent of the budget over 10 s).
 
 from __future__ import annotations
 
+import contextvars
 import random
 import time
 import uuid
@@ -24,21 +25,43 @@ from redis import Redis
 from .errors import RateLimited
 
 KEY_PREFIX = "autoseq:hubspot:rate:"
+# While a portal has enrollments waiting (its drain set the flag), callers outside
+# :func:`priority` (syncs, background checks) may use only this share of its budget.
+BACKGROUND_SHARE = 0.2
 
-# KEYS[1] the window; ARGV: limit, window (ms), member. Answers {1, 0} (taken) or {0, wait ms}.
+_PRIORITY = contextvars.ContextVar("autoseq_rate_priority", default=False)
+
+
+@contextmanager
+def priority():
+    """HubSpot calls made inside take the portal's whole budget: the enrollment drain's. Every
+    other caller (a sync and its threads included) is background: while the portal's drain has
+    work (:meth:`RateLimiter.mark_busy`) it gets at most ``BACKGROUND_SHARE`` of the window."""
+    token = _PRIORITY.set(True)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+# KEYS[1] the window, KEYS[2] the portal's "enrollments waiting" flag; ARGV: limit, window (ms),
+# member, background limit (-1: a priority caller). Answers {1, 0} (taken) or {0, wait ms}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local background = tonumber(ARGV[4])
+if background >= 0 and redis.call('EXISTS', KEYS[2]) == 1 then limit = background end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
+local used = redis.call('ZCARD', KEYS[1])
+if used < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2) + 1000)
   return {1, 0}
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, math.max(1, math.ceil(tonumber(first[2]) + window - now))}
+local nth = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')
+if nth[2] == nil then return {0, math.ceil(window)} end
+return {0, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
 """
 
 # KEYS[1] the window; ARGV: limit, window (ms), want. Takes nothing; answers {free slots, ms until
@@ -104,12 +127,25 @@ class RateLimiter:
     def try_acquire(self, key, member: str | None = None) -> tuple[str | None, float]:
         """Take a slot if one is free: ``(member, 0)``, else ``(None, seconds to wait)``."""
         member = member or uuid.uuid4().hex
+        background = -1 if _PRIORITY.get() else int(self.limit * BACKGROUND_SHARE)
         taken, wait_ms = self._acquire(
-            keys=[self.key(key)], args=[self.limit, self.window_ms, member]
+            keys=[self.key(key), self.busy_key(key)],
+            args=[self.limit, self.window_ms, member, background],
         )
         if int(taken):
             return member, 0.0
         return None, int(wait_ms) / 1000.0
+
+    def busy_key(self, key) -> str:
+        return f"{self.prefix}{key}:enrollments-waiting"
+
+    def mark_busy(self, key, seconds: float) -> None:
+        """The portal has enrollments waiting for the next ``seconds``: background callers leave
+        it most of the budget (:func:`priority`)."""
+        self.redis.set(self.busy_key(key), "1", px=max(1, int(seconds * 1000)))
+
+    def clear_busy(self, key) -> None:
+        self.redis.delete(self.busy_key(key))
 
     def headroom(self, key, want: int = 1) -> tuple[int, float]:
         """``(slots free now, seconds until want slots are free)``; takes nothing.

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from ... import queue
 from ...extensions import db
-from ...hubspot import errors
+from ...hubspot import errors, ratelimit
 from ...hubspot.ratelimit import RateLimiter
 from ...models import Enrollment, EnrollmentStatus
 from ...models.base import utcnow
@@ -43,6 +43,7 @@ MARKER_TTL = 120  # seconds beyond a pending drain's delay; the sweep looks soon
 CLAIM_BATCH = 50  # rows claimed per transaction (fewer when fewer slots are free)
 DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to other portals
 WAKE_SLOTS = 1  # a drain with no free slot comes back when one is free (RQ rounds to 1 s)
+BUSY_GRACE = 15.0  # seconds a portal stays "enrollments waiting" after its drain claimed rows
 CALLBACK_RETRY = 5.0  # seconds before completions refused by a 5xx/429 are sent again
 CALLBACK_HORIZON = timedelta(hours=23)  # HubSpot forgets a blocked execution after a day
 
@@ -213,12 +214,14 @@ def drain(workspace_id: int, job_id: str | None = None) -> DrainReport:
     session.expire_on_commit = False
     try:
         run = _Run(workspace_id, job_id, client)
-        report = run.work()
+        with ratelimit.priority():  # enrollments before syncs inside the portal's budget
+            report = run.work()
     finally:
         session.expire_on_commit = True
         release_claims(job_id)
         client.close()
     if report.next_in is None:
+        run.limiter.clear_busy(run.portal)
         _end(workspace_id, job_id)
     else:
         _hand_over(workspace_id, report.next_in)
@@ -247,6 +250,8 @@ class _Run:
             db.session.expire_all()  # what other processes changed (mailboxes, caps) since
             rows = claim(self.workspace_id, self.job_id, min(free, CLAIM_BATCH))
             log.debug("drain %s: %d slots free, %d rows claimed", self.job_id, free, len(rows))
+            if rows:
+                self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
             backoff = self._deliver(rows) if rows else None
             callbacks_wait = self._complete_callbacks()
             if backoff is not None or callbacks_wait is not None:
