@@ -43,6 +43,7 @@ def priority():
     finally:
         _PRIORITY.reset(token)
 
+
 # KEYS[1] the window, KEYS[2] the portal's "enrollments waiting" flag; ARGV: limit, window (ms),
 # member, background limit (-1: a priority caller). Answers {1, 0} (taken) or {0, wait ms}.
 _ACQUIRE = """
