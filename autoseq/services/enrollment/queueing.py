@@ -30,7 +30,7 @@ from ... import queue
 from ...extensions import db
 from ...hubspot import errors, ratelimit
 from ...hubspot.ratelimit import RateLimiter
-from ...models import Enrollment, EnrollmentStatus
+from ...models import Enrollment, EnrollmentStatus, Sequence, Workspace
 from ...models.base import utcnow
 from . import callbacks, delivery
 
@@ -267,6 +267,9 @@ class _Run:
 
     def _deliver(self, rows: list[Enrollment]) -> float | None:
         """Enroll the claimed rows; on a transient failure, the backoff to wait (rest unclaimed)."""
+        # Held for the batch: the session's identity map keeps objects only while something
+        # refers to them, and each row would otherwise load its workspace and sequence again.
+        keep = _preload(self.workspace_id, rows)  # noqa: F841
         for row in rows:
             try:
                 delivery.deliver(row, self.client)
@@ -305,6 +308,14 @@ class _Run:
             if w is not None
         ]
         return min(waits) if waits else None
+
+
+def _preload(workspace_id: int, rows: list[Enrollment]) -> list:
+    sequence_ids = {row.sequence_id for row in rows if row.sequence_id}
+    loaded: list = [db.session.get(Workspace, workspace_id)]
+    if sequence_ids:
+        loaded += db.session.scalars(db.select(Sequence).where(Sequence.id.in_(sequence_ids))).all()
+    return loaded
 
 
 def _end(workspace_id: int, job_id: str) -> None:
