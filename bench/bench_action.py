@@ -529,11 +529,15 @@ def bench_pipeline(args) -> dict:
         deadline = started + args.timeout
         last_report = 0.0
         fault_at = None
+        marks: dict[float, float] = {}  # share of executions complete -> when
         while True:
             with state.lock:
                 done = sum(1 for cb in callback_ids if state.callbacks[cb].completion)
                 failed = sum(1 for cb in callback_ids if state.callbacks[cb].status == "failed")
             now = time.time()
+            for share in (0.1, 0.9):
+                if share not in marks and done >= share * len(callback_ids):
+                    marks[share] = now
             if args.fault and fault_at is None and done >= len(callback_ids) * args.fault_at:
                 fault_at = now
                 if args.fault == "kill-worker":
@@ -593,6 +597,9 @@ def bench_pipeline(args) -> dict:
         f"   enrollments / s / portal      : {n / portals / elapsed:.2f}  (aim >= 10.5; "
         f"HubSpot's ceiling 11)"
     )
+    if len(marks) == 2 and marks[0.9] > marks[0.1]:
+        steady = 0.8 * n / portals / (marks[0.9] - marks[0.1])
+        print(f"   ... steady (10 % -> 90 % done): {steady:.2f} / s / portal  (no start, no tail)")
     print(f"   budget used by enroll calls   : {100 * enroll_calls / budget:.1f} %  (aim >= 95 %)")
     print(f"   share of summed budget used   : {100 * share:.1f} %  (aim >= 95 %)")
     print(f"   429s seen                     : {rate_limited}  (aim 0)")

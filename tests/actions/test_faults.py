@@ -44,8 +44,9 @@ def test_a_5xx_storm_is_retried_and_each_contact_enrolled_once(world, run_jobs):
     run_jobs()  # the first try fails (the client's retries): the drain backs off the portal
     rows = [world.row(cb) for cb in callback_ids]
     assert all(row.status == "queued" and row.job_id is None for row in rows)
-    assert [row.attempts for row in rows] == [1, 0, 0]  # no hammering a failing HubSpot
-    assert rows[0].retries == 1 and rows[0].due_at is not None
+    assert sorted(row.attempts for row in rows) == [0, 0, 1]  # no hammering a failing HubSpot
+    tried = next(row for row in rows if row.attempts)
+    assert tried.retries == 1 and tried.due_at is not None
     world.admin.faults(error_rate=0.0)
     drain(world, run_jobs, callback_ids)
     assert_enrolled_once(world, contacts, callback_ids)

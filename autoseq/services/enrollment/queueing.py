@@ -43,6 +43,7 @@ MARKER_TTL = 120  # seconds beyond a pending drain's delay; the sweep looks soon
 CLAIM_BATCH = 50  # rows claimed per transaction (fewer when fewer slots are free)
 DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to other portals
 WAKE_SLOTS = 1  # a drain with no free slot comes back when one is free (RQ rounds to 1 s)
+IDLE_FLUSH_DELAY = 1.0  # seconds completions wait once the workspace has nothing queued
 BUSY_GRACE = 15.0  # seconds a portal stays "enrollments waiting" after its drain claimed rows
 CALLBACK_RETRY = 5.0  # seconds before completions refused by a 5xx/429 are sent again
 CALLBACK_HORIZON = timedelta(hours=23)  # HubSpot forgets a blocked execution after a day
@@ -253,7 +254,7 @@ class _Run:
             if rows:
                 self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
             backoff = self._deliver(rows) if rows else None
-            callbacks_wait = self._complete_callbacks()
+            callbacks_wait = self._complete_callbacks(busy=bool(rows))
             if backoff is not None or callbacks_wait is not None:
                 return self._yield(min(w for w in (backoff, callbacks_wait) if w is not None))
             if not rows:
@@ -282,9 +283,14 @@ class _Run:
             self.report.enrolled += 1
         return None
 
-    def _complete_callbacks(self) -> float | None:
+    def _flush_delay(self, busy: bool) -> float:
+        """Completions wait ``CALLBACK_FLUSH_DELAY`` for a fuller batch while rows keep coming;
+        once the workspace's queue is empty, at most ``IDLE_FLUSH_DELAY``."""
+        return self.delay if busy else min(self.delay, IDLE_FLUSH_DELAY)
+
+    def _complete_callbacks(self, busy: bool = True) -> float | None:
         """Send the completions that are due; None to go on, else seconds to wait (no slot)."""
-        due_in = callbacks.pending(self.workspace_id).due_in(self.delay)
+        due_in = callbacks.pending(self.workspace_id).due_in(self._flush_delay(busy))
         if due_in is None or due_in > 0:
             return None
         try:
@@ -294,7 +300,7 @@ class _Run:
         except callbacks.CallbacksTransient as exc:
             log.warning("callbacks of workspace %s: %s; again later", self.workspace_id, exc)
             return CALLBACK_RETRY
-        if callbacks.pending(self.workspace_id).due_in(self.delay) == 0:
+        if callbacks.pending(self.workspace_id).due_in(self._flush_delay(busy)) == 0:
             return self.free_slots()[1]  # the budget ran out mid-way
         return None
 
@@ -303,7 +309,7 @@ class _Run:
             w
             for w in (
                 next_due_in(self.workspace_id),
-                callbacks.pending(self.workspace_id).due_in(self.delay),
+                callbacks.pending(self.workspace_id).due_in(self._flush_delay(False)),
             )
             if w is not None
         ]
