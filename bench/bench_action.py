@@ -1,13 +1,17 @@
 """Benchmark the workflow action: (1) the execution endpoint under load, (2) the whole pipeline.
 
 (1) Execution endpoint: requests/s and p50/p99 latency of ``POST /hubspot/actions/enroll`` (signed,
-    recorded, enqueued) under concurrent load with gunicorn as in the Procfile, beside the same
-    figures for a bare endpoint (bench/bare_app.py: answers 200, nothing else) on the same
-    gunicorn settings in the same run, and the ratio (aim >= 0.5).
+    recorded; the row is the queue, so one Redis SET NX nudges the workspace's drain) under
+    concurrent load with gunicorn as in the Procfile, beside the same figures for a bare endpoint
+    (bench/bare_app.py: answers 200, nothing else) on the same gunicorn settings in the same run,
+    and the ratio (aim >= 0.7).
 (2) Pipeline: N executions over P sandbox portals fired through the sandbox's workflow runner at
     AutoSeq (gunicorn) and enrolled by real workers (``python worker.py``), each portal with the
-    real 110 requests / 10 s budget: share of the summed budget used (aim >= 95 %), 429s seen
-    (aim 0), contacts enrolled exactly once (must be all).
+    real 110 requests / 10 s budget: HubSpot calls per enrollment (aim <= 1.05), enrollments per
+    second per portal (aim >= 10.5; also the steady rate between 10 % and 90 % done), share of the
+    summed budget used (aim >= 95 %), 429s seen (aim 0), CPU per execution of web and workers
+    (counted once the workers are up), contacts enrolled exactly once (must be all). With
+    ``--profile DIR`` the workers run under cProfile (CPU time) and the summary is printed.
 
     .venv/bin/python bench/bench_action.py                       # both, N=10000 over 5 portals
     .venv/bin/python bench/bench_action.py endpoint --requests 2000 --concurrency 16
@@ -15,8 +19,9 @@
     .venv/bin/python bench/bench_action.py pipeline --n 1000 --portals 2 --fault kill-worker
 
 With ``--fault kill-worker`` (or ``flush-redis``) the scheduler runs too, and once half the
-executions completed one worker is SIGKILLed (or Redis flushed): the bench prints how long after
-that every execution was complete (aim < 60 s), and whether each contact was enrolled once.
+executions completed one worker is SIGKILLed (one running a drain, when one is) or Redis flushed:
+the bench prints how long after that every execution was complete (aim < 60 s), and whether each
+contact was enrolled once.
 
 Redis: a private redis-server on a free port, started and stopped by the bench (or BENCH_REDIS_URL,
 which is flushed). Database: a temporary SQLite file, or --database-url (a scratch database: its
@@ -401,7 +406,7 @@ def bench_endpoint(args) -> dict:
         f"   bare     200 only                : {bare['rps']:8.1f} req/s  p50 "
         f"{bare['p50_ms']:6.1f} ms  p99 {bare['p99_ms']:6.1f} ms  statuses {bare['statuses']}"
     )
-    print(f"   ratio AutoSeq / bare (req/s)     : {ratio:.2f}  (aim >= 0.5)")
+    print(f"   ratio AutoSeq / bare (req/s)     : {ratio:.2f}  (aim >= 0.7)")
     print(
         f"   rows recorded {recorded} (warm-up + run = {2 * args.requests}), jobs queued {queued}"
     )
