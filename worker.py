@@ -1,6 +1,6 @@
 """The RQ worker process: ``python worker.py [enrollments | sync | queue ...]``.
 
-Runs :class:`autoseq.jobs.worker.AutoSeqWorker` (RQ 2, no fork per job) over the queues in
+Runs :class:`autoseq.queue.Worker` (RQ 2, no fork per job) over the queues in
 priority order; each job runs inside the app context. SIGTERM finishes the current job, then stops.
 Two kinds run in production (Procfile): ``enrollments`` (enrollments and callback flushes, which
 never wait behind a sync that may run for hours) and ``sync`` (syncs and the small periodic jobs).
@@ -16,9 +16,8 @@ from __future__ import annotations
 import sys
 
 from autoseq import create_app
-from autoseq.jobs import QUEUE_NAMES, get_queue
 from autoseq.jobs.reconnect import run_reconnecting
-from autoseq.jobs.worker import AutoSeqWorker
+from autoseq.queue import QUEUE_NAMES, run_worker
 
 WORKER_KINDS = {"enrollments": ("enrollments",), "sync": ("sync", "default")}
 
@@ -38,12 +37,9 @@ def main(argv: list[str]) -> int:
     connection = app.extensions["redis"]
 
     def work():
-        queues = [get_queue(name, connection) for name in queues_served]
-        worker = AutoSeqWorker(queues, connection=connection)
-        worker.app = app
-        # RQ's own scheduler moves retries that wait out a backoff (Retry(interval=...)) back onto
-        # their queue; it takes a Redis lock, so one worker at a time does it however many run.
-        worker.work(with_scheduler=True, logging_level="INFO")
+        # RQ's own scheduler moves delayed jobs (retries, drains waiting for a rate slot) back
+        # onto their queue; it takes a Redis lock, so one worker at a time does it.
+        run_worker(app, queues_served, connection, with_scheduler=True, logging_level="INFO")
 
     run_reconnecting("worker", connection, work)
     return 0

@@ -105,7 +105,7 @@ TUNING = {
     "HUBSPOT_429_RETRIES": (int, 3),  # 429s waited out before giving up
     "HUBSPOT_RATE_LIMIT_MAX_WAIT": (float, 60.0),  # longest wait for a rate-limit slot, seconds
     "HUBSPOT_TOKEN_REFRESH_MARGIN": (float, 300.0),  # refresh this many seconds before expiry
-    "CALLBACK_FLUSH_DELAY": (float, 1.0),  # seconds completions wait to be sent in one batch
+    "CALLBACK_FLUSH_DELAY": (float, 3.0),  # seconds completions wait for a fuller batch; 0: at once
     # The workflow editor asking for sequences while the last successful sync is older than this
     # (seconds) asks for a background sync; checked at most once a minute per workspace.
     "SYNC_STALE_AFTER": (int, 15 * 60),

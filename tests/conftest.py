@@ -20,9 +20,9 @@ from rq.registry import ScheduledJobRegistry
 from autoseq import create_app
 from autoseq.config import database_url
 from autoseq.extensions import db
-from autoseq.jobs import QUEUE_NAMES, get_queue
-from autoseq.jobs.worker import AutoSeqWorker
 from autoseq.models import Role
+from autoseq.queue import QUEUE_NAMES, get_queue
+from autoseq.queue import Worker as AutoSeqWorker
 from autoseq.services import accounts
 from tests.support.oauth import hubspot_oauth_dance
 from tests.support.sandbox import (  # noqa: F401  (SANDBOX_CONFIG_KEYS: imported from here)
@@ -89,6 +89,8 @@ def app():
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SERVER_NAME": None,
             "PUBLIC_BASE_URL": "http://localhost:5000",
+            # Completions wait this long for their batch (3 s in production): tests stay quick.
+            "CALLBACK_FLUSH_DELAY": 0.3,
         }
     )
     app.test_client_class = FormClient
@@ -189,9 +191,9 @@ def _app_config_per_test(app):
 def run_jobs(app, redis):
     """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue.
 
-    A burst worker stops when its queues are empty; callback flushes wait a moment in RQ's
-    scheduled registry (CALLBACK_FLUSH_DELAY), so the run goes on until none is left (retries
-    with a longer backoff stay scheduled, as before).
+    A burst worker stops when its queues are empty; a drain waiting a moment for its callbacks'
+    batch (CALLBACK_FLUSH_DELAY) or a rate slot waits in RQ's scheduled registry, so the run goes
+    on until none is due within 3 s (drains waiting out a longer retry backoff stay scheduled).
     """
 
     def run(queues=QUEUE_NAMES) -> AutoSeqWorker:
@@ -201,16 +203,16 @@ def run_jobs(app, redis):
             worker.app = app
             worker.work(burst=True, with_scheduler=True)
             db.session.remove()
-            soon = int(time.time()) + 3  # a flush's delay or first retry (2 s); not later ones
-            flushes = [
+            soon = int(time.time()) + 3  # a flush's delay; not a retry's 5 s backoff
+            drains = [
                 job_id
                 for q in queues
                 for job_id in ScheduledJobRegistry(queue=get_queue(q, redis)).get_jobs_to_schedule(
                     soon
                 )
-                if job_id.startswith("flush-callbacks-")
+                if job_id.startswith("drain-")
             ]
-            if not flushes:
+            if not drains:
                 return worker
             time.sleep(0.1)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rq_scheduler import Scheduler
 
 from autoseq.extensions import db
-from autoseq.jobs import QUEUES, enqueue
 from autoseq.jobs.schedule import PERIODIC_JOBS, PeriodicJob, reconcile
 from autoseq.models import Heartbeat
+from autoseq.queue import QUEUES, enqueue, retry
 
 
 def test_worker_round_trip_records_a_heartbeat(run_jobs):
@@ -25,7 +25,10 @@ def test_enqueue_defaults_come_from_the_queue_declaration():
     spec = QUEUES["enrollments"]
     assert job.origin == "enrollments"
     assert job.timeout == spec.timeout and job.result_ttl == spec.result_ttl
-    assert job.failure_ttl == spec.failure_ttl and job.retries_left == spec.retry[0]
+    # Drains retry rows by themselves (the row's backoff), so the queue declares no RQ retry.
+    assert job.failure_ttl == spec.failure_ttl and spec.retry is None and not job.retries_left
+    again = enqueue("autoseq.jobs.system.record_heartbeat", queue="sync", retry=retry(2, (1, 5)))
+    assert again.retries_left == 2 and again.retry_intervals == [1, 5]
 
 
 def test_schedule_reconcile_adds_keeps_changes_and_removes(redis):
@@ -74,7 +77,7 @@ def report_alive() -> bool:
     """A job that says whether its worker is beating for it while it runs."""
     from rq import get_current_job
 
-    from autoseq.jobs import job_alive
+    from autoseq.queue import job_alive
 
     job = get_current_job()
     return job_alive(job.connection, job.id)
@@ -86,8 +89,8 @@ def test_a_running_job_beats_and_a_started_job_without_beats_is_dead(redis, run_
 
     from rq.job import JobStatus
 
-    from autoseq.jobs import ALIVE_PREFIX, ALIVE_TTL, job_alive
-    from autoseq.services.enrollment import _job_state
+    from autoseq.queue import ALIVE_PREFIX, ALIVE_TTL, job_alive
+    from autoseq.queue import job_state as _job_state
 
     job = enqueue("tests.test_jobs.report_alive")
     run_jobs()

@@ -105,6 +105,7 @@ def _session(base_url: str) -> requests.Session:
     ``~/.netrc`` for every request: a sixth of a sync's own CPU time (bench/bench_sync.py,
     cProfile). They are read here instead, once per transport. ``~/.netrc`` is not read at all:
     every HubSpot call carries its own Authorization header, which netrc credentials would replace.
+    It was also 12% of an enrollment drain's CPU (bench/bench_action.py's profile).
     """
     session = requests.Session()
     session.trust_env = False
@@ -140,10 +141,7 @@ class Transport:
         """A transport for ``config`` (a Flask config); with ``redis`` it shares the rate budget."""
         limiter = None
         if rate_limited and redis is not None:
-            limit, window = config["HUBSPOT_RATE_LIMIT"]
-            limiter = RateLimiter(
-                redis, limit, window, max_wait=float(config["HUBSPOT_RATE_LIMIT_MAX_WAIT"])
-            )
+            limiter = RateLimiter.from_config(config, redis)
         return cls(
             config["HUBSPOT_API_BASE"],
             timeout=_timeout(config["HUBSPOT_TIMEOUT"]),

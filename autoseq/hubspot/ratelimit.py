@@ -21,6 +21,7 @@ shorter, so the window stays at least as long as HubSpot's. Measured: under load
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -37,23 +38,63 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "autoseq:hubspot:rate:"
 STAMP_DELAY = 0.05  # seconds a slot's stamp may wait for the caller's next call
+# While a portal has enrollments waiting (its drain set the flag), callers outside
+# :func:`priority` (syncs, background checks) may use only this share of its budget.
+BACKGROUND_SHARE = 0.2
 
-# KEYS[1] the window; ARGV: limit, window (ms), member, a slot to stamp first ("" for none).
+_PRIORITY = contextvars.ContextVar("autoseq_rate_priority", default=False)
+
+
+@contextmanager
+def priority():
+    """HubSpot calls made inside take the portal's whole budget: the enrollment drain's. Every
+    other caller (a sync and its threads included) is background: while the portal's drain has
+    work (:meth:`RateLimiter.mark_busy`) it gets at most ``BACKGROUND_SHARE`` of the window."""
+    token = _PRIORITY.set(True)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
+# KEYS[1] the window, KEYS[2] the portal's "enrollments waiting" flag; ARGV: limit, window (ms),
+# member, background limit (-1: a priority caller), a slot to stamp first ("" for none).
 # Answers {1, 0} (taken) or {0, wait ms}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[1], 'XX', now, ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[1], 'XX', now, ARGV[5]) end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local background = tonumber(ARGV[4])
+if background >= 0 and redis.call('EXISTS', KEYS[2]) == 1 then limit = background end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
+local used = redis.call('ZCARD', KEYS[1])
+if used < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2) + 1000)
   return {1, 0}
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, math.max(1, math.ceil(tonumber(first[2]) + window - now))}
+local nth = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')
+if nth[2] == nil then return {0, math.ceil(window)} end
+return {0, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
+"""
+
+# KEYS[1] the window; ARGV: limit, window (ms), want. Takes nothing; answers {free slots, ms until
+# ``want`` slots are free (0 when they are)}.
+_HEADROOM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local free = limit - used
+if free >= want then return {free, 0} end
+local nth = redis.call('ZRANGE', KEYS[1], want - free - 1, want - free - 1, 'WITHSCORES')
+if nth[2] == nil then return {free, 1} end
+return {free, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
 """
 
 # KEYS[1] the window; ARGV[1] member: move the slot's time to now (only if it is still there).
@@ -83,8 +124,15 @@ class RateLimiter:
         self.prefix = prefix
         self._acquire = redis.register_script(_ACQUIRE)
         self._stamp = redis.register_script(_STAMP)
+        self._headroom = redis.register_script(_HEADROOM)
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, float]] = {}  # key -> (slot to stamp, since)
+
+    @classmethod
+    def from_config(cls, config, redis: Redis) -> RateLimiter:
+        """The limiter every HubSpot call of ``config`` (a Flask config) shares."""
+        limit, window = config["HUBSPOT_RATE_LIMIT"]
+        return cls(redis, limit, window, max_wait=float(config["HUBSPOT_RATE_LIMIT_MAX_WAIT"]))
 
     def key(self, key) -> str:
         return f"{self.prefix}{key}"
@@ -97,12 +145,37 @@ class RateLimiter:
         ``stamp``: a slot whose call is over, stamped in the same round trip.
         """
         member = member or uuid.uuid4().hex
+        background = -1 if _PRIORITY.get() else int(self.limit * BACKGROUND_SHARE)
         taken, wait_ms = self._acquire(
-            keys=[self.key(key)], args=[self.limit, self.window_ms, member, stamp]
+            keys=[self.key(key), self.busy_key(key)],
+            args=[self.limit, self.window_ms, member, background, stamp],
         )
         if int(taken):
             return member, 0.0
         return None, int(wait_ms) / 1000.0
+
+    def busy_key(self, key) -> str:
+        return f"{self.prefix}{key}:enrollments-waiting"
+
+    def mark_busy(self, key, seconds: float) -> None:
+        """The portal has enrollments waiting for the next ``seconds``: background callers leave
+        it most of the budget (:func:`priority`)."""
+        self.redis.set(self.busy_key(key), "1", px=max(1, int(seconds * 1000)))
+
+    def clear_busy(self, key) -> None:
+        self.redis.delete(self.busy_key(key))
+
+    def headroom(self, key, want: int = 1) -> tuple[int, float]:
+        """``(slots free now, seconds until want slots are free)``; takes nothing.
+
+        What a drain asks before it claims work: it takes as many rows as there are free slots,
+        and when there are none it yields its worker until ``want`` are free, instead of sleeping.
+        """
+        want = max(1, min(int(want), self.limit))
+        free, wait_ms = self._headroom(
+            keys=[self.key(key)], args=[self.limit, self.window_ms, want]
+        )
+        return int(free), int(wait_ms) / 1000.0
 
     def acquire(self, key) -> str:
         """Wait for a slot and take it; return its id. :class:`RateLimited` after ``max_wait``.

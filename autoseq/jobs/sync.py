@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rq import get_current_job
-
+from .. import queue
 from ..services import sync as sync_service
 
 log = logging.getLogger(__name__)
@@ -17,20 +16,15 @@ def sync_workspace(workspace_id: int, trigger: str = "manual", sync_run_id: int 
     Without ``sync_run_id`` (an older caller enqueuing directly), the job joins a queued or
     running sync of the workspace instead of starting a second one.
     """
-    job = get_current_job()
+    job_id = queue.current_job_id()
     if sync_run_id is None:
         current = sync_service.active_run(workspace_id)
-        if current is not None and (job is None or current.job_id != job.id):
+        if current is not None and (job_id is None or current.job_id != job_id):
             log.info("sync of workspace %s already queued as run %s", workspace_id, current.id)
             return current.id
 
-    def progress(meta: dict) -> None:
-        if job is not None:
-            job.meta.update(meta)
-            job.save_meta()
-
     run = sync_service.run_sync(
-        workspace_id, trigger=trigger, sync_run_id=sync_run_id, progress=progress
+        workspace_id, trigger=trigger, sync_run_id=sync_run_id, progress=queue.progress_reporter()
     )
     return run.id if run is not None else None
 

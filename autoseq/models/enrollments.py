@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
@@ -62,6 +62,22 @@ class Enrollment(db.Model):
         Index("ix_enrollments_ws_mailbox_created", "workspace_id", "mailbox_id", "created_at"),
         Index("ix_enrollments_ws_rotation_created", "workspace_id", "rotation_id", "created_at"),
         Index("ix_enrollments_status_updated", "status", "updated_at"),
+        # The queue: a drain claims a workspace's queued rows in id order (migration 0007).
+        Index(
+            "ix_enrollments_queued",
+            "workspace_id",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Callbacks still to complete, sent in batches by the workspace's drain.
+        Index(
+            "ix_enrollments_callbacks_due",
+            "workspace_id",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
+            sqlite_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,7 +105,15 @@ class Enrollment(db.Model):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     hubspot_enrollment_id: Mapped[str | None] = mapped_column(String(64))
+    # The drain job that has claimed this queued row (None: free to claim). A claim whose job
+    # stopped beating is taken back by the sweep.
     job_id: Mapped[str | None] = mapped_column(String(64))
+    # Not before this time (a transient HubSpot failure's backoff); None: due now.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Transient HubSpot failures so far (5xx, 429, timeouts): the sixth fails the enrollment.
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # HubSpot refused to complete the callback (expired, unknown): never retried, shown as such.
+    callback_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

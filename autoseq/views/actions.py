@@ -1,10 +1,11 @@
 """HubSpot -> AutoSeq: the workflow action's execution and options endpoints.
 
 Both are signed by HubSpot (not by a browser), so they are CSRF-exempt and verify the signature
-instead. The execution endpoint records the enrollment, enqueues it and answers ``BLOCK`` at once;
-the worker completes the callback later. Status codes matter to HubSpot: a 4xx is never retried
-(so only for requests that can never succeed), a 5xx is retried for days (so 503 when our database
-or Redis is down and nothing is lost).
+instead. The execution endpoint commits the enrollment row (the row is the queue), nudges the
+workspace's drain and answers ``BLOCK`` at once; the drain completes the callback later. Status
+codes matter to HubSpot: a 4xx is never retried (so only for requests that can never succeed), a
+5xx is retried for days (so 503 when our database is down and nothing was recorded; with Redis
+down the row is recorded and the sweep asks for its drain later).
 """
 
 from __future__ import annotations
@@ -115,15 +116,19 @@ def execution_receive():
     try:
         row, created = enrollment_service.record_execution(execution)
         final = None if created else enrollment_service.final_answer(row)
-        if final is not None:
-            return jsonify(outputFields=final)
-        enrollment_service.ensure_enqueued(row, fresh=created)
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
     except DataError as exc:
         return refused_data(exc)
-    except (RedisError, OperationalError, SQLAlchemyError) as exc:
+    except (OperationalError, SQLAlchemyError) as exc:
         return unavailable(exc)
+    if final is not None:
+        return jsonify(outputFields=final)
+    try:
+        enrollment_service.request_drain(row.workspace_id)
+    except RedisError as exc:
+        # The committed row is the queue: the sweep asks for its drain once Redis is back.
+        log.warning("execution %s recorded; no drain asked for (%s)", row.callback_id, exc)
     return jsonify(BLOCK_ANSWER)
 
 

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
+from .. import queue
 from ..extensions import db, htmx
 from ..models import (
     ConnectionStatus,
@@ -290,16 +291,9 @@ def sequence_show(sequence_id: int):
 
 def _job_progress(run: SyncRun) -> dict:
     """What the running job said last in ``job.meta`` (phase, users done/total, sequences)."""
-    if not run.job_id:
-        return {}
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from ..jobs import redis_connection
-
     try:
-        return dict(Job.fetch(run.job_id, connection=redis_connection()).meta or {})
-    except (NoSuchJobError, RedisError):
+        return queue.job_meta(run.job_id)
+    except RedisError:
         return {}  # progress is a nicety: never fail a page for it
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 
 from autoseq.hubspot.signatures import sign_v3
-from autoseq.jobs import get_queue
 from autoseq.models import Enrollment
+from autoseq.queue import get_queue
+from autoseq.services import enrollment as enrollment_service
 
 
 @pytest.fixture
@@ -89,10 +91,17 @@ def test_the_execution_is_recorded_with_what_hubspot_sent(world, post, redis):
     assert row.sequence_hubspot_id == world.sequences["team"].id
     assert row.mailbox_id == world.mailbox("ada@acme.test").id and row.send_mode == "mailbox"
     assert row.input_fields["send_from"] == "mailbox"
-    assert get_queue("enrollments", redis).job_ids == [row.job_id]
+    # The row is the queue: no job of its own, one drain of the workspace asked for.
+    assert row.status == "queued" and row.job_id is None
+    drain = enrollment_service.drain_pending(world.workspace_id)
+    assert drain and get_queue("enrollments", redis).job_ids == [drain]
+    assert post(_payload(world, callbackId="ap-124")).status_code == 200
+    assert get_queue("enrollments", redis).job_ids == [drain]  # the pending drain takes it too
 
 
-def test_redis_down_answers_503_and_the_retry_enqueues(world, post, app, redis):
+def test_redis_down_still_records_and_blocks_and_the_sweep_asks_for_the_drain(
+    world, post, app, redis
+):
     real = app.extensions["redis"]
     from redis import Redis
 
@@ -101,12 +110,14 @@ def test_redis_down_answers_503_and_the_retry_enqueues(world, post, app, redis):
         response = post(_payload(world))
     finally:
         app.extensions["redis"] = real
-    assert response.status_code == 503
-    assert Enrollment.query.count() == 1  # committed before the enqueue failed
-    again = post(_payload(world))
-    assert again.status_code == 200
-    row = Enrollment.query.one()
-    assert get_queue("enrollments", redis).job_ids == [row.job_id]
+    # The committed row is the queue: nothing is lost, so HubSpot is answered BLOCK.
+    assert response.status_code == 200
+    assert response.json()["outputFields"]["hs_execution_state"] == "BLOCK"
+    assert Enrollment.query.one().status == "queued"
+    assert get_queue("enrollments", redis).job_ids == []
+    assert enrollment_service.requeue_stuck(older_than=timedelta(0)) == 1
+    drain = enrollment_service.drain_pending(world.workspace_id)
+    assert drain and get_queue("enrollments", redis).job_ids == [drain]
 
 
 def test_the_endpoint_answers_well_under_a_second(world, post):

@@ -41,9 +41,12 @@ def test_a_5xx_storm_is_retried_and_each_contact_enrolled_once(world, run_jobs):
     contacts = world.contacts(3)
     callback_ids = world.fire(contacts, world.direct("team", "ada@acme.test"))
     world.admin.faults(error_rate=1.0)
-    run_jobs()  # every try fails: the client's retries, then the job is retried later by RQ
-    assert all(world.row(cb).status == "queued" for cb in callback_ids)
-    assert all(world.row(cb).attempts == 1 for cb in callback_ids)
+    run_jobs()  # the first try fails (the client's retries): the drain backs off the portal
+    rows = [world.row(cb) for cb in callback_ids]
+    assert all(row.status == "queued" and row.job_id is None for row in rows)
+    assert sorted(row.attempts for row in rows) == [0, 0, 1]  # no hammering a failing HubSpot
+    tried = next(row for row in rows if row.attempts)
+    assert tried.retries == 1 and tried.due_at is not None
     world.admin.faults(error_rate=0.0)
     drain(world, run_jobs, callback_ids)
     assert_enrolled_once(world, contacts, callback_ids)
@@ -174,14 +177,20 @@ def test_the_stuck_sweep_leaves_rows_with_a_live_job_alone(world, redis):
     assert enrollment_service.requeue_stuck(older_than=timedelta(0)) == 0
 
 
-def test_an_expired_callback_is_not_retried_forever(world, run_jobs):
+def test_an_expired_callback_is_not_retried_forever(world, run_jobs, logged_in):
     [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
     with world.state.lock:
         world.state.callbacks[cb].expires_at = time.time() - 1  # HubSpot gave up waiting
     run_jobs()
     row = world.row(cb)
     assert row.status == "enrolled" and row.callback_completed_at is None
+    # Recorded on the row (not a Redis key that expires): a callback failure, not a success.
+    assert "has expired" in row.callback_error
+    assert enrollment_service.callback_state(row) == "refused"
     assert enrollment_service.requeue_stuck(older_than=timedelta(0), heartbeat_grace=0) == 0
+    page = logged_in.get(f"/w/{world.workspace_id}/sequences/{row.sequence_id}")
+    assert page.status_code == 200
+    assert "Callback failed" in page.text and "has expired" in page.text
 
 
 def test_completing_an_already_completed_callback_counts_as_completed(world, run_jobs):
@@ -201,8 +210,8 @@ def test_completing_an_already_completed_callback_counts_as_completed(world, run
 
 def test_retries_are_not_stranded_when_no_worker_runs_rqs_scheduler(world, app, redis):
     """worker.py runs without RQ's scheduler: the sweep moves due retries to the queue."""
-    from autoseq.jobs import get_queue
-    from autoseq.jobs.worker import AutoSeqWorker
+    from autoseq.queue import Worker as AutoSeqWorker
+    from autoseq.queue import get_queue
 
     def work():
         from autoseq.extensions import db
@@ -214,17 +223,18 @@ def test_retries_are_not_stranded_when_no_worker_runs_rqs_scheduler(world, app, 
 
     [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))
     world.admin.faults(error_rate=1.0)
-    work()  # fails; RQ schedules the retry after its backoff (5 s)
+    work()  # fails; the row waits out its backoff (5 s) and the drain's successor is scheduled
     world.admin.faults(error_rate=0.0)
     work()
-    assert world.row(cb).status == "queued"  # nobody moved the retry
+    row = world.row(cb)
+    assert (row.status, row.retries, row.job_id) == ("queued", 1, None)  # nobody moved the drain
     time.sleep(5.5)
     assert enrollment_service.enqueue_due_retries() == 1
     work()
     assert world.row(cb).status == "enrolled" and world.completion(cb) is None
-    # The callback's completion waits a moment for its batch (CALLBACK_FLUSH_DELAY), in the same
-    # scheduled registry: the sweep moves it too.
-    time.sleep(1.1)
+    # The callback's completion waits a moment for its batch (CALLBACK_FLUSH_DELAY), its drain in
+    # the same scheduled registry: the sweep moves it too.
+    time.sleep(app.config["CALLBACK_FLUSH_DELAY"] + 1.1)
     assert enrollment_service.enqueue_due_retries() == 1
     work()
     assert world.outputs(cb)["enrollment_status"] == "enrolled"

@@ -167,7 +167,7 @@ def test_a_connection_needing_reconnect_fails_the_enrollment_once_without_retryi
 ):
     from datetime import timedelta
 
-    from autoseq.jobs import get_queue
+    from autoseq.queue import get_queue
     from autoseq.services import enrollment as enrollment_service
 
     [cb] = world.fire(world.contacts(1), world.direct("team", "ada@acme.test"))

@@ -12,8 +12,8 @@ import sys
 
 def main() -> None:
     from autoseq import create_app
-    from autoseq.jobs import get_queue
-    from autoseq.jobs.worker import AutoSeqWorker
+    from autoseq.queue import Worker as AutoSeqWorker
+    from autoseq.queue import get_queue
 
     config = json.loads(sys.argv[1])
     for key, value in list(config.items()):

@@ -171,3 +171,25 @@ def test_real_budget_110_per_10s_is_used_without_a_429(
     stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
     assert stats["rate_limited"] == 0
     assert _budget_share(start, times, duration, limit, window) >= 0.9
+
+
+def test_enrollments_keep_priority_over_background_calls_while_they_wait(redis):
+    from autoseq.hubspot.ratelimit import BACKGROUND_SHARE, priority
+
+    limiter = RateLimiter(redis, 10, 60.0)
+    background_share = int(10 * BACKGROUND_SHARE)
+    limiter.mark_busy("p", 30)
+    taken = [limiter.try_acquire("p")[0] for _ in range(5)]  # a sync's calls
+    assert sum(1 for t in taken if t) == background_share
+    with priority():  # the drain's calls take what is left of the window
+        assert all(limiter.try_acquire("p")[0] for _ in range(10 - background_share))
+        assert limiter.try_acquire("p")[0] is None
+    assert limiter.headroom("p") == (0, pytest.approx(60.0, abs=1.0))
+    limiter.clear_busy("p")
+
+
+def test_background_calls_take_the_whole_budget_when_no_enrollment_waits(redis):
+    limiter = RateLimiter(redis, 10, 60.0)
+    assert all(limiter.try_acquire("p")[0] for _ in range(10))
+    free, wait = limiter.headroom("p", 3)
+    assert free == 0 and 59.0 <= wait <= 60.0

@@ -26,8 +26,8 @@ def test_renewing_pushes_the_expiry_back_only_for_the_holder(redis):
 
 def test_a_run_whose_job_vanished_is_failed_and_a_new_one_starts(app, workspace):
     from autoseq.extensions import db
-    from autoseq.jobs import get_queue
     from autoseq.models import SyncRun
+    from autoseq.queue import get_queue
     from autoseq.services.sync import request_sync
 
     ghost = SyncRun(workspace_id=workspace.id, trigger="manual", status="running", job_id="gone")

@@ -6,11 +6,11 @@ import itertools
 from datetime import timedelta
 
 from autoseq.extensions import db
-from autoseq.jobs import get_queue
 from autoseq.jobs.schedule import PERIODIC_JOBS
 from autoseq.jobs.sync import sync_due_workspaces
 from autoseq.models import HubSpotConnection, SyncRun
 from autoseq.models.base import utcnow
+from autoseq.queue import get_queue
 from autoseq.services import accounts
 
 _portal = itertools.count(500001)

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from autoseq.extensions import db
-from autoseq.jobs import get_queue
 from autoseq.models import (
     ConnectionStatus,
     Enrollment,
@@ -18,6 +17,7 @@ from autoseq.models import (
     Sequence,
     SyncRun,
 )
+from autoseq.queue import get_queue
 from autoseq.services.sync import request_sync
 
 

@@ -4,7 +4,6 @@ the daily schedule."""
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,7 +11,6 @@ from datetime import datetime, timedelta
 from flask import current_app
 
 from ...extensions import db
-from ...jobs import enqueue, redis_connection
 from ...models import (
     ConnectionStatus,
     HubSpotConnection,
@@ -21,6 +19,7 @@ from ...models import (
     SyncTrigger,
 )
 from ...models.base import utcnow
+from ...queue import Lock, enqueue, job_state, redis_connection
 from .fetch import (
     SyncAborted,
     fetch_portal,
@@ -56,39 +55,8 @@ def _request_lock_key(workspace_id: int) -> str:
     return f"autoseq:sync:{workspace_id}:request"
 
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
-class _RedisLock:
-    """SET NX EX lock with a token, released only by its holder."""
-
-    def __init__(self, key: str, ttl: int):
-        self.key, self.ttl = key, ttl
-        self.token = secrets.token_hex(8)
-        self.redis = redis_connection()
-
-    def acquire(self, wait: float = 0.0) -> bool:
-        deadline = time.monotonic() + wait
-        while True:
-            if self.redis.set(self.key, self.token, nx=True, ex=self.ttl):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-    def release(self) -> None:
-        self.redis.eval(_RELEASE, 1, self.key, self.token)
-
-    def renew(self) -> None:
-        """Push the expiry back to a full TTL, if the lock is still ours."""
-        self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl)
+# The one lock idiom (SET NX EX with a token), from the queue floor.
+_RedisLock = Lock
 
 
 def job_id_for(run: SyncRun) -> str:
@@ -121,19 +89,12 @@ def check_run(run: SyncRun) -> SyncRun:
 
 
 def _is_dead(run: SyncRun) -> bool:
-    """A queued/running run whose job is gone or ended (a killed worker leaves these behind)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
+    """A queued/running run whose job is gone or ended, or whose worker stopped beating for it
+    (a killed worker leaves these behind; RQ itself would notice only after the job's timeout,
+    hours for a sync)."""
     if run.job_id is None:
         return utcnow() - run.created_at > timedelta(minutes=1)
-    try:
-        job = Job.fetch(run.job_id, connection=redis_connection())
-    except NoSuchJobError:
-        return True
-    # The job ended while the row says otherwise: its horse died. A job still "started" whose
-    # horse died is moved to failed by RQ's registry cleanup once its timeout has passed.
-    return job.get_status(refresh=False) in ("failed", "stopped", "canceled", "finished")
+    return job_state(run.job_id) != "live"
 
 
 def request_sync(

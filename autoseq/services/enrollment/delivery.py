@@ -1,0 +1,202 @@
+"""Delivery: enroll one claimed row's contact through the rate-limited client; record the outcome.
+
+Exactly once: the row is claimed by one drain at a time, its attempts counter is committed before
+each enroll call, and before re-sending an attempt that may have reached HubSpot (attempts > 0)
+the contact's current enrollment is looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from ...extensions import db
+from ...hubspot import errors
+from ...models import Enrollment, EnrollmentStatus, SendMode, Sequence
+from .. import senders
+from .outcome import REASONS, finish
+
+log = logging.getLogger(__name__)
+
+CLOCK_SKEW = timedelta(seconds=60)
+# A transient failure (5xx, 429, timeout) waits this long before the row is tried again; after the
+# last one the enrollment fails with HUBSPOT_UNAVAILABLE (the workflow is told, never left hanging).
+RETRY_BACKOFF = (5, 30, 120, 600)  # seconds
+
+
+class Transient(Exception):
+    """HubSpot could not be reached or asked us to slow down: try the row again later."""
+
+
+def final_retry(row: Enrollment) -> bool:
+    return (row.retries or 0) >= len(RETRY_BACKOFF)
+
+
+def deliver(row: Enrollment, client) -> str | None:
+    """Enroll one queued row and record its outcome; return the outcome.
+
+    Raises :class:`Transient` (after recording nothing final) when HubSpot should be tried again
+    later; on the row's last retry the enrollment is failed instead.
+    """
+    try:
+        _enroll(row, client)
+    except (errors.NeedsReconnect, errors.HubSpotAuthError):
+        db.session.rollback()
+        finish(row, "failed", "NEEDS_RECONNECT")
+    except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
+        db.session.rollback()
+        if isinstance(exc, errors.RateLimited) and _is_daily(exc):
+            finish(row, "failed", "DAILY_LIMIT")
+        elif final_retry(row):
+            finish(row, "failed", "HUBSPOT_UNAVAILABLE")
+        else:
+            raise Transient(str(exc)) from exc
+    return row.outcome
+
+
+def fail_unreachable(row: Enrollment) -> None:
+    """The workspace's connection needs reconnecting: the row fails without a call."""
+    finish(row, "failed", "NEEDS_RECONNECT")
+
+
+def _sub_category(exc) -> str | None:
+    sub = getattr(exc, "sub_category", None)
+    return str(sub).upper() if sub else None
+
+
+def _is_daily(exc) -> bool:
+    for attr in ("policy_name", "policy", "message"):
+        value = getattr(exc, attr, None)
+        if value and "DAILY" in str(value).upper():
+            return True
+    context = getattr(exc, "context", None) or {}
+    return "DAILY" in str(context).upper()
+
+
+def _sequence(row: Enrollment) -> Sequence | None:
+    sequence = db.session.get(Sequence, row.sequence_id) if row.sequence_id else None
+    if sequence is None:
+        sequence = db.session.scalar(
+            db.select(Sequence).filter_by(
+                workspace_id=row.workspace_id, hubspot_id=row.sequence_hubspot_id
+            )
+        )
+        if sequence is not None:
+            row.sequence_id, row.sequence_name = sequence.id, sequence.name
+    return sequence
+
+
+def _unsendable(row: Enrollment, sequence: Sequence | None) -> str | None:
+    """Why the row can never be sent (a failure code), or None."""
+    if sequence is None or sequence.removed_at is not None:
+        return "SEQUENCE_NOT_FOUND"
+    if row.send_mode == SendMode.MAILBOX and row.mailbox_id is None:
+        return "MAILBOX_NOT_FOUND"
+    if row.send_mode == SendMode.ROTATION and row.rotation_id is None:
+        return "ROTATION_NOT_FOUND"
+    return None
+
+
+def _enroll(row: Enrollment, client) -> None:
+    sequence = _sequence(row)
+    code = _unsendable(row, sequence)
+    if code:
+        finish(row, "failed", code)
+        return
+    if row.attempts > 0 and _already_in_sequence(row, client):
+        return
+    excluded: list[int] = []
+    while True:
+        try:
+            choice = senders.choose_sender(
+                row.workspace_id,
+                sequence,
+                mailbox_id=row.mailbox_id if row.send_mode == SendMode.MAILBOX else None,
+                rotation_id=row.rotation_id if row.send_mode == SendMode.ROTATION else None,
+                exclude_mailbox_ids=tuple(excluded),
+            )
+        except senders.NoSender as exc:
+            finish(row, "failed", exc.code, getattr(exc, "message", None) or str(exc))
+            return
+        if not _attempt(row, client, choice, excluded):
+            return
+
+
+def _attempt(row: Enrollment, client, choice, excluded: list[int]) -> bool:
+    """One enroll call with ``choice``; True to try the next mailbox of the rotation."""
+    row.mailbox_id = choice.mailbox.id
+    row.sender_email = choice.alias or choice.sender_email
+    row.attempts = (row.attempts or 0) + 1
+    db.session.commit()  # before HubSpot: a killed worker leaves attempts > 0 behind
+    try:
+        result = client.enroll(
+            user_id=choice.hubspot_user.hubspot_user_id,
+            contact_id=row.contact_id,
+            sequence_id=row.sequence_hubspot_id,
+            sender_email=choice.sender_email,
+            sender_alias=choice.alias,
+        )
+    except (
+        errors.HubSpotUnavailable,
+        errors.RateLimited,
+        errors.NeedsReconnect,
+        errors.HubSpotAuthError,
+    ):
+        senders.release(choice)
+        raise
+    except errors.HubSpotError as exc:
+        senders.release(choice)
+        return _refused(row, client, choice, excluded, exc)
+    row.hubspot_enrollment_id = str((result or {}).get("id") or "") or None
+    finish(row, "enrolled")
+    return False
+
+
+def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
+    """HubSpot refused the enrollment: fail over, recognise our own earlier success, or fail."""
+    code = _sub_category(exc)
+    if code is None and getattr(exc, "status", None) == 404:
+        code = "SEQUENCE_NOT_FOUND"
+    if code == "NO_CONNECTED_INBOX":
+        senders.mark_disconnected(choice.mailbox.id, getattr(exc, "message", str(exc)))
+        if row.send_mode == SendMode.ROTATION and not excluded:
+            excluded.append(choice.mailbox.id)
+            return True  # fail over to the next mailbox of the rotation, once
+    if code == "ALREADY_ENROLLED":
+        # A retried POST (ours or the transport's) may have enrolled it already.
+        if not _already_in_sequence(row, client):
+            finish(row, "already_enrolled", code)
+        return False
+    reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
+    finish(row, "failed", code or "HUBSPOT_ERROR", reason)
+    return False
+
+
+def _already_in_sequence(row: Enrollment, client) -> bool:
+    """A previous attempt may have reached HubSpot: is the contact in this very sequence?"""
+    current = client.get_contact_enrollment(row.contact_id)
+    if not current or str(current.get("sequenceId")) != str(row.sequence_hubspot_id):
+        return False
+    enrolled_at = _parse_time(current.get("enrolledAt"))
+    # Enrolled into this sequence before this execution arrived: someone else's enrollment.
+    if enrolled_at is None or enrolled_at >= row.created_at - CLOCK_SKEW:
+        row.hubspot_enrollment_id = str(current.get("id") or "") or None
+        if current.get("enrolledByEmail") and not row.sender_email:
+            row.sender_email = current["enrolledByEmail"]
+        finish(row, "enrolled")
+        return True
+    return False
+
+
+def _parse_time(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_queued(row: Enrollment) -> bool:
+    return row.status == EnrollmentStatus.QUEUED

@@ -1,0 +1,327 @@
+"""Intake: validate an execution, record it once (one row per callback id), answer a redelivery.
+
+The web side of the pipeline: one INSERT ... SELECT per execution and nothing else in the request
+(the row is the queue; :func:`..queueing.request_drain` only nudges the workspace's drain).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, func
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...models import (
+    Enrollment,
+    EnrollmentStatus,
+    HubSpotConnection,
+    Mailbox,
+    Rotation,
+    SendMode,
+    Sequence,
+)
+from ...models.base import UTCDateTime, utcnow
+from ...models.enrollments import SEQUENCE_NAME_MAX
+from .outcome import output_fields
+
+MAX_ID_LENGTH = 128
+
+
+class InvalidExecution(ValueError):
+    """The execution payload can never succeed (HubSpot must not retry it): answer 400."""
+
+
+class UnknownPortal(LookupError):
+    """No workspace is connected to this portal."""
+
+
+@dataclass
+class Execution:
+    callback_id: str
+    portal_id: int
+    workflow_id: str | None
+    action_definition_id: str | None
+    contact_id: str
+    sequence_hubspot_id: str
+    send_mode: str
+    mailbox_ref: str | None
+    rotation_ref: str | None
+    input_fields: dict = field(default_factory=dict)
+    contact_name: str | None = None
+    contact_email: str | None = None
+
+
+def _contact_details(obj: dict) -> tuple[str | None, str | None]:
+    """The contact's name and email from ``object.properties`` (the definition asks HubSpot for
+    ``firstname``, ``lastname`` and ``email``); anything missing or odd is simply left out."""
+    props = obj.get("properties")
+    if not isinstance(props, dict):
+        return None, None
+
+    def text(key: str, limit: int) -> str | None:
+        value = props.get(key)
+        if not isinstance(value, str):
+            return None
+        value = " ".join(value.split())
+        return value[:limit] or None
+
+    parts = [p for p in (text("firstname", 100), text("lastname", 100)) if p]
+    return (" ".join(parts)[:200] or None), text("email", 254)
+
+
+def _value(raw):
+    """An input value as HubSpot sends it: a plain value or ``{"type", "value"}``."""
+    if isinstance(raw, dict):
+        raw = raw.get("value")
+    if raw is None or isinstance(raw, (dict, list, bool)):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also takes '²' and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _id_text(raw, name: str, required: bool = True) -> str | None:
+    if raw is None or raw == "":
+        if required:
+            raise InvalidExecution(f"{name} is required")
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise InvalidExecution(f"{name} must be a string or an integer")
+    text = str(raw).strip()
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise InvalidExecution(f"{name} is empty or too long")
+    return text
+
+
+def parse_execution(data: dict) -> Execution:
+    """Validate an execution request (hubspot-api.md section 4); unknown keys are ignored."""
+    callback_id = _id_text(data.get("callbackId"), "callbackId")
+    origin = data.get("origin")
+    if not isinstance(origin, dict):
+        raise InvalidExecution("origin is required")
+    portal = _id_text(origin.get("portalId"), "origin.portalId")
+    if not _ascii_digits(portal) or len(portal) > 18:
+        raise InvalidExecution("origin.portalId must be a number")
+    context = data.get("context") if isinstance(data.get("context"), dict) else {}
+    obj = data.get("object")
+    if not isinstance(obj, dict):
+        raise InvalidExecution("object is required")
+    object_type = obj.get("objectType")
+    if object_type is not None and str(object_type).upper() != "CONTACT":
+        raise InvalidExecution("object.objectType must be CONTACT")
+    contact_id = _id_text(obj.get("objectId"), "object.objectId")
+    inputs = data.get("inputFields")
+    if not isinstance(inputs, dict):
+        raise InvalidExecution("inputFields is required")
+    sequence = _value(inputs.get("sequence"))
+    if not sequence:
+        raise InvalidExecution("inputFields.sequence is required")
+    mailbox = _value(inputs.get("mailbox"))
+    rotation = _value(inputs.get("rotation"))
+    send_from = _value(inputs.get("send_from"))
+    if send_from is None:
+        send_from = "rotation" if rotation and not mailbox else "mailbox"
+    if send_from not in (SendMode.MAILBOX, SendMode.ROTATION):
+        raise InvalidExecution("inputFields.send_from must be mailbox or rotation")
+    chosen = mailbox if send_from == SendMode.MAILBOX else rotation
+    if not chosen:
+        raise InvalidExecution(f"inputFields.{send_from} is required (send_from is {send_from})")
+    if not _ascii_digits(chosen) or len(chosen) > 9:
+        raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
+    workflow = context.get("workflowId")
+    definition = origin.get("actionDefinitionId")
+    contact_name, contact_email = _contact_details(obj)
+    return Execution(
+        callback_id=callback_id,
+        portal_id=int(portal),
+        workflow_id=None if workflow is None else str(workflow)[:32],
+        action_definition_id=None if definition is None else str(definition)[:64],
+        contact_id=contact_id[:32],
+        sequence_hubspot_id=sequence[:32],
+        send_mode=send_from,
+        mailbox_ref=chosen if send_from == SendMode.MAILBOX else None,
+        rotation_ref=chosen if send_from == SendMode.ROTATION else None,
+        input_fields={k: _value(v) for k, v in inputs.items() if isinstance(k, str)},
+        contact_name=contact_name,
+        contact_email=contact_email,
+    )
+
+
+def workspace_for_portal(portal_id) -> int:
+    """The workspace connected to ``portal_id`` (any connection status); UnknownPortal if none."""
+    if isinstance(portal_id, str) and _ascii_digits(portal_id.strip()):
+        portal_id = int(portal_id)
+    if isinstance(portal_id, bool) or not isinstance(portal_id, int):
+        raise UnknownPortal("origin.portalId is missing or not a number")
+    if not 0 < portal_id < 2**63:  # the column is a bigint
+        raise UnknownPortal("origin.portalId is out of range")
+    pid = portal_id
+    workspace_id = db.session.scalar(
+        db.select(HubSpotConnection.workspace_id).filter_by(portal_id=pid)
+    )
+    if workspace_id is None:
+        raise UnknownPortal(f"portal {pid} is not connected to AutoSeq")
+    return workspace_id
+
+
+@functools.cache
+def _insert_template():
+    """INSERT ... SELECT: the row and its lookups (workspace, sequence, mailbox, rotation) in one
+    statement, RETURNING the new id; inserts nothing when the portal is not connected. Built once
+    with bound parameters (the endpoint is hot)."""
+    connection = HubSpotConnection
+    values = {
+        "workspace_id": connection.workspace_id,
+        "callback_id": bindparam("callback_id", type_=String),
+        "portal_id": bindparam("portal_id", type_=BigInteger),
+        "workflow_id": bindparam("workflow_id", type_=String),
+        "action_definition_id": bindparam("action_definition_id", type_=String),
+        "contact_id": bindparam("contact_id", type_=String),
+        "contact_name": bindparam("contact_name", type_=String),
+        "contact_email": bindparam("contact_email", type_=String),
+        "sequence_id": Sequence.id,
+        "sequence_hubspot_id": bindparam("sequence_hubspot_id", type_=String),
+        "sequence_name": func.substr(func.coalesce(Sequence.name, ""), 1, SEQUENCE_NAME_MAX),
+        "send_mode": bindparam("send_mode", type_=String),
+        "mailbox_id": Mailbox.id,
+        "rotation_id": Rotation.id,
+        "input_fields": bindparam("input_fields", type_=JSON),
+        "status": bindparam("status", type_=String),
+        "attempts": bindparam("attempts", type_=Integer),
+        "created_at": bindparam("created_at", type_=UTCDateTime),
+        "updated_at": bindparam("updated_at", type_=UTCDateTime),
+    }
+    select = (
+        db.select(*[v.label(k) for k, v in values.items()])
+        .select_from(connection)
+        .outerjoin(
+            Sequence,
+            db.and_(
+                Sequence.workspace_id == connection.workspace_id,
+                Sequence.hubspot_id == bindparam("sequence_hubspot_id", type_=String),
+            ),
+        )
+        .outerjoin(
+            Mailbox,
+            db.and_(
+                Mailbox.workspace_id == connection.workspace_id,
+                Mailbox.id == bindparam("mailbox_ref", type_=Integer),
+            ),
+        )
+        .outerjoin(
+            Rotation,
+            db.and_(
+                Rotation.workspace_id == connection.workspace_id,
+                Rotation.id == bindparam("rotation_ref", type_=Integer),
+            ),
+        )
+        .where(connection.portal_id == bindparam("portal_id", type_=BigInteger))
+    )
+    return (
+        db.insert(Enrollment.__table__)  # Core, not an ORM bulk insert of the parameters
+        .from_select(list(values), select, include_defaults=False)
+        .returning(Enrollment.__table__.c.id, Enrollment.__table__.c.workspace_id)
+    )
+
+
+def _insert_params(execution: Execution) -> dict:
+    now = utcnow()
+    return {
+        "callback_id": execution.callback_id,
+        "portal_id": execution.portal_id,
+        "workflow_id": execution.workflow_id,
+        "action_definition_id": execution.action_definition_id,
+        "contact_id": execution.contact_id,
+        "contact_name": execution.contact_name,
+        "contact_email": execution.contact_email,
+        "sequence_hubspot_id": execution.sequence_hubspot_id,
+        "send_mode": execution.send_mode,
+        "input_fields": execution.input_fields,
+        "status": EnrollmentStatus.QUEUED.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "mailbox_ref": int(execution.mailbox_ref) if execution.mailbox_ref else -1,
+        "rotation_ref": int(execution.rotation_ref) if execution.rotation_ref else -1,
+    }
+
+
+@dataclass
+class Recorded:
+    """What the web side needs of an enrollment row (no lazy reload after the commit)."""
+
+    id: int
+    workspace_id: int
+    callback_id: str
+    status: str
+    callback_completed_at: datetime | None = None
+    failure_code: str | None = None
+
+    @classmethod
+    def of(cls, row: Enrollment) -> Recorded:
+        return cls(
+            row.id,
+            row.workspace_id,
+            row.callback_id,
+            row.status,
+            row.callback_completed_at,
+            row.failure_code,
+        )
+
+
+def record_execution(execution: Execution) -> tuple[Recorded, bool]:
+    """The enrollment row for this callback id and whether this delivery created it.
+
+    Created once, found again on a retried delivery (the unique callback id decides, also when
+    two deliveries race). The sequence's HubSpot id and name are copied as they are now. A
+    removed sequence, a deleted rotation or an unknown mailbox is still recorded: the drain fails it
+    with a readable reason.
+    """
+    try:
+        new = db.session.execute(_insert_template(), _insert_params(execution)).first()
+        db.session.commit()
+    except IntegrityError:
+        # A retried (or racing) delivery of the same callback: the first one's row is the row.
+        db.session.rollback()
+        existing = db.session.scalar(
+            db.select(Enrollment).filter_by(callback_id=execution.callback_id)
+        )
+        if existing is None:
+            raise
+        return Recorded.of(existing), False
+    if new is None:
+        raise UnknownPortal(f"portal {execution.portal_id} is not connected to AutoSeq")
+    return Recorded(new[0], new[1], execution.callback_id, EnrollmentStatus.QUEUED.value), True
+
+
+def final_answer(recorded: Recorded) -> dict | None:
+    """The stored final outputs of an execution delivered again, or None while it is queued.
+
+    HubSpot delivers an execution again when it lost our answer to the first delivery. Answering
+    ``BLOCK`` a second time would leave the workflow waiting until the block expires (a day), since
+    the callback may already have been completed: the stored outcome (``SUCCESS`` or
+    ``FAIL_CONTINUE``, same output fields) completes it at once. HubSpot's custom workflow action
+    docs: an execution answered with ``hs_execution_state`` other than BLOCK is complete.
+    """
+    if recorded.status == EnrollmentStatus.QUEUED:
+        return None
+    row = db.session.get(Enrollment, recorded.id)
+    if row is None or row.status == EnrollmentStatus.QUEUED:
+        return None
+    outputs = output_fields(row)
+    if row.callback_completed_at is None:
+        # This answer completes the execution: the drain has no callback left to send.
+        db.session.execute(
+            db.update(Enrollment)
+            .where(Enrollment.id == row.id, Enrollment.callback_completed_at.is_(None))
+            .values(callback_completed_at=utcnow())
+        )
+    db.session.commit()
+    return outputs

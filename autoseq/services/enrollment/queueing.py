@@ -1,0 +1,419 @@
+"""Queueing: the enrollment rows are the queue; one drain per workspace works through them.
+
+- The endpoint commits the row and calls :func:`request_drain`: one Redis ``SET NX`` of the
+  workspace's drain marker, and only when it was free, one RQ job. No job per contact.
+- :func:`drain` (the job ``autoseq.jobs.enrollments.drain_workspace``) claims due rows in batches
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the claim ``UPDATE`` is guarded by ``job_id IS NULL``
+  everywhere), as many as the portal has rate slots free, enrolls each
+  (:mod:`.delivery`), and completes finished callbacks in HubSpot batch calls (:mod:`.callbacks`).
+- It never sleeps on its portal's budget: with no slot free it hands over to a successor scheduled
+  for when slots free (RQ's scheduled registry) and returns, so the worker serves other portals.
+  After ``DRAIN_SLICE`` seconds of work it also hands over, to the back of the queue.
+- :func:`requeue_stuck` (the 15-second sweep) takes back rows claimed by a drain that stopped
+  beating (its worker died) and asks for a drain wherever work waits with no live drain (a drain
+  lost with Redis). The row, not the job, is the truth: exactly once stays the row's guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from ... import queue
+from ...extensions import db
+from ...hubspot import errors, ratelimit
+from ...hubspot.ratelimit import RateLimiter
+from ...models import Enrollment, EnrollmentStatus, Sequence, Workspace
+from ...models.base import utcnow
+from . import callbacks, delivery
+
+log = logging.getLogger(__name__)
+
+QUEUE = "enrollments"
+DRAIN_FUNC = "autoseq.jobs.enrollments.drain_workspace"
+MARKER_PREFIX = "autoseq:enrollment-drain:"
+MARKER_TTL = 120  # seconds beyond a pending drain's delay; the sweep looks sooner than that
+CLAIM_BATCH = 50  # rows claimed per transaction (fewer when fewer slots are free)
+DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to other portals
+WAKE_SLOTS = 1  # a drain with no free slot comes back when one is free (RQ rounds to 1 s)
+IDLE_FLUSH_DELAY = 1.0  # seconds completions wait once the workspace has nothing queued
+BUSY_GRACE = 15.0  # seconds a portal stays "enrollments waiting" after its drain claimed rows
+CALLBACK_RETRY = 5.0  # seconds before completions refused by a 5xx/429 are sent again
+CALLBACK_HORIZON = timedelta(hours=23)  # HubSpot forgets a blocked execution after a day
+
+
+def _marker(workspace_id: int, token: str | None = None, ttl: int = MARKER_TTL) -> queue.Lock:
+    return queue.Lock(f"{MARKER_PREFIX}{workspace_id}", ttl, token=token)
+
+
+def _drain_id(workspace_id: int) -> str:
+    return f"drain-{workspace_id}-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
+
+
+def request_drain(workspace_id: int) -> bool:
+    """Make sure a drain of the workspace is pending or running; True when one was enqueued.
+
+    One ``SET NX`` when a drain is already on its way (the common case under load).
+    """
+    job_id = _drain_id(workspace_id)
+    marker = _marker(workspace_id, job_id)
+    if not marker.acquire():
+        return False
+    try:
+        queue.enqueue(DRAIN_FUNC, workspace_id, queue=QUEUE, job_id=job_id)
+    except RedisError:
+        with contextlib.suppress(RedisError):
+            marker.release()
+        raise
+    return True
+
+
+def _hand_over(workspace_id: int, delay: float) -> str:
+    """The running drain schedules its successor (after ``delay`` seconds) and hands it the
+    marker."""
+    job_id = _drain_id(workspace_id)
+    queue.enqueue(DRAIN_FUNC, workspace_id, queue=QUEUE, job_id=job_id, delay=delay)
+    marker = _marker(workspace_id, job_id, ttl=int(delay) + MARKER_TTL)
+    marker.redis.set(marker.key, job_id, ex=marker.ttl)
+    return job_id
+
+
+def drain_pending(workspace_id: int) -> str | None:
+    """The id of the workspace's pending or running drain, if any."""
+    return _marker(workspace_id).holder()
+
+
+# -- claims ---------------------------------------------------------------------------------
+
+
+def _queued(workspace_id: int):
+    return (
+        Enrollment.workspace_id == workspace_id,
+        Enrollment.status == EnrollmentStatus.QUEUED.value,
+    )
+
+
+def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
+    """Claim up to ``limit`` due, unclaimed rows of the workspace for ``job_id``, oldest first.
+
+    Two statements in one transaction: the ids are locked first (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so concurrent drains never wait on each other; SQLite serialises writers), then
+    claimed by an UPDATE guarded by ``job_id IS NULL``. One ``UPDATE ... WHERE id IN (SELECT ...
+    LIMIT n FOR UPDATE SKIP LOCKED)`` is not safe: PostgreSQL may run the subquery more than once
+    and claim more than ``n`` rows (bench_action.py saw 300 claimed for 50).
+    """
+    now = utcnow()
+    ids = db.session.scalars(
+        db.select(Enrollment.id)
+        .where(
+            *_queued(workspace_id),
+            Enrollment.job_id.is_(None),
+            db.or_(Enrollment.due_at.is_(None), Enrollment.due_at <= now),
+        )
+        .order_by(Enrollment.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        db.session.commit()
+        return []
+    rows = db.session.scalars(
+        db.update(Enrollment)
+        .where(
+            Enrollment.id.in_(ids),
+            Enrollment.job_id.is_(None),
+            Enrollment.status == EnrollmentStatus.QUEUED.value,
+        )
+        .values(job_id=job_id, updated_at=now)
+        .returning(Enrollment),
+        execution_options={"synchronize_session": False},
+    ).all()
+    db.session.commit()
+    return sorted(rows, key=lambda row: row.id)
+
+
+def release_claims(job_id: str) -> int:
+    """Give back the rows ``job_id`` claimed and did not finish."""
+    result = db.session.execute(
+        db.update(Enrollment)
+        .where(Enrollment.job_id == job_id, Enrollment.status == EnrollmentStatus.QUEUED.value)
+        .values(job_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount or 0
+
+
+def _back_off(row: Enrollment) -> float:
+    """A transient failure: the row waits out its backoff, unclaimed; the delay in seconds."""
+    row.retries = (row.retries or 0) + 1
+    delay = delivery.RETRY_BACKOFF[min(row.retries, len(delivery.RETRY_BACKOFF)) - 1]
+    row.due_at = utcnow() + timedelta(seconds=delay)
+    row.job_id = None
+    db.session.commit()
+    return float(delay)
+
+
+def next_due_in(workspace_id: int) -> float | None:
+    """Seconds until the workspace's next unclaimed queued row is due (0: now), None if none."""
+    count, dated, first = db.session.execute(
+        db.select(
+            db.func.count(), db.func.count(Enrollment.due_at), db.func.min(Enrollment.due_at)
+        ).where(*_queued(workspace_id), Enrollment.job_id.is_(None))
+    ).one()
+    if not count:
+        return None
+    if count > dated:
+        return 0.0
+    return max(0.0, (first - utcnow()).total_seconds())
+
+
+# -- the drain ------------------------------------------------------------------------------
+
+
+@dataclass
+class DrainReport:
+    enrolled: int = 0  # rows given an outcome
+    completed: int = 0  # callbacks completed
+    retried: int = 0  # rows sent back to wait out a transient failure
+    next_in: float | None = None  # seconds until the successor runs; None: the drain ended
+
+
+def _flush_delay() -> float:
+    return float(current_app.config["CALLBACK_FLUSH_DELAY"])
+
+
+def _limiter() -> RateLimiter:
+    return RateLimiter.from_config(current_app.config, queue.redis_connection())
+
+
+def _client_for(workspace_id: int):
+    from ..connections import for_workspace
+
+    return for_workspace(workspace_id)
+
+
+def drain(workspace_id: int, job_id: str | None = None) -> DrainReport:
+    """Work through the workspace's due rows and finished callbacks within its portal's budget."""
+    job_id = job_id or queue.current_job_id() or _drain_id(workspace_id)
+    try:
+        client = _client_for(workspace_id)
+    except errors.NeedsReconnect:
+        return _fail_unreachable(workspace_id, job_id)
+    session = db.session()
+    # The drain commits once or twice per row (attempts before the call, the outcome after):
+    # expiring every loaded object at each commit reloaded the row, its sequence and its sender
+    # one SELECT at a time (a third of the drain's CPU in bench_action.py's profile). Claimed rows
+    # are ours alone; everything else is looked at afresh for each batch (``_Run.work``).
+    session.expire_on_commit = False
+    try:
+        run = _Run(workspace_id, job_id, client)
+        with ratelimit.priority():  # enrollments before syncs inside the portal's budget
+            report = run.work()
+    finally:
+        session.expire_on_commit = True
+        release_claims(job_id)
+        client.close()
+    if report.next_in is None:
+        run.limiter.clear_busy(run.portal)
+        _end(workspace_id, job_id)
+    else:
+        _hand_over(workspace_id, report.next_in)
+    return report
+
+
+class _Run:
+    """One drain run: claim, enroll, complete, until the budget, the work or the slice ends."""
+
+    def __init__(self, workspace_id: int, job_id: str, client):
+        self.workspace_id, self.job_id, self.client = workspace_id, job_id, client
+        self.portal = client.portal_id
+        self.limiter = _limiter()
+        self.delay = _flush_delay()
+        self.report = DrainReport()
+        self.started = time.monotonic()
+
+    def free_slots(self) -> tuple[int, float]:
+        return self.limiter.headroom(self.portal, WAKE_SLOTS)
+
+    def work(self) -> DrainReport:
+        while True:
+            free, wait = self.free_slots()
+            if free <= 0:
+                return self._yield(wait)
+            db.session.expire_all()  # what other processes changed (mailboxes, caps) since
+            rows = claim(self.workspace_id, self.job_id, min(free, CLAIM_BATCH))
+            log.debug("drain %s: %d slots free, %d rows claimed", self.job_id, free, len(rows))
+            if rows:
+                self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
+            backoff = self._deliver(rows) if rows else None
+            callbacks_wait = self._complete_callbacks(busy=bool(rows))
+            if backoff is not None or callbacks_wait is not None:
+                return self._yield(min(w for w in (backoff, callbacks_wait) if w is not None))
+            if not rows:
+                return self._yield(self._next_work_in())
+            if time.monotonic() - self.started > DRAIN_SLICE:
+                return self._yield(0.0)
+
+    def _yield(self, next_in: float | None) -> DrainReport:
+        self.report.next_in = next_in
+        return self.report
+
+    def _deliver(self, rows: list[Enrollment]) -> float | None:
+        """Enroll the claimed rows; on a transient failure, the backoff to wait (rest unclaimed)."""
+        # Held for the batch: the session's identity map keeps objects only while something
+        # refers to them, and each row would otherwise load its workspace and sequence again.
+        keep = _preload(self.workspace_id, rows)  # noqa: F841
+        for row in rows:
+            try:
+                delivery.deliver(row, self.client)
+            except delivery.Transient as exc:
+                log.warning("enrollment %s: HubSpot transient failure: %s", row.id, exc)
+                self.report.retried += 1
+                delay = _back_off(row)
+                release_claims(self.job_id)
+                return min(delay, delivery.RETRY_BACKOFF[0])
+            self.report.enrolled += 1
+        return None
+
+    def _flush_delay(self, busy: bool) -> float:
+        """Completions wait ``CALLBACK_FLUSH_DELAY`` for a fuller batch while rows keep coming;
+        once the workspace's queue is empty, at most ``IDLE_FLUSH_DELAY``."""
+        return self.delay if busy else min(self.delay, IDLE_FLUSH_DELAY)
+
+    def _complete_callbacks(self, busy: bool = True) -> float | None:
+        """Send the completions that are due; None to go on, else seconds to wait (no slot)."""
+        due_in = callbacks.pending(self.workspace_id).due_in(self._flush_delay(busy))
+        if due_in is None or due_in > 0:
+            return None
+        try:
+            self.report.completed += callbacks.flush(
+                self.workspace_id, self.client, take_slot=lambda: self.free_slots()[0] > 0
+            )
+        except callbacks.CallbacksTransient as exc:
+            log.warning("callbacks of workspace %s: %s; again later", self.workspace_id, exc)
+            return CALLBACK_RETRY
+        if callbacks.pending(self.workspace_id).due_in(self._flush_delay(busy)) == 0:
+            return self.free_slots()[1]  # the budget ran out mid-way
+        return None
+
+    def _next_work_in(self) -> float | None:
+        waits = [
+            w
+            for w in (
+                next_due_in(self.workspace_id),
+                callbacks.pending(self.workspace_id).due_in(self._flush_delay(False)),
+            )
+            if w is not None
+        ]
+        return min(waits) if waits else None
+
+
+def _preload(workspace_id: int, rows: list[Enrollment]) -> list:
+    sequence_ids = {row.sequence_id for row in rows if row.sequence_id}
+    loaded: list = [db.session.get(Workspace, workspace_id)]
+    if sequence_ids:
+        loaded += db.session.scalars(db.select(Sequence).where(Sequence.id.in_(sequence_ids))).all()
+    return loaded
+
+
+def _end(workspace_id: int, job_id: str) -> None:
+    """No work left: give up the marker, then look once more (a row committed while the marker
+    still stood asked for no drain)."""
+    _marker(workspace_id, job_id).release()
+    if _has_work(workspace_id):
+        request_drain(workspace_id)
+
+
+def _has_work(workspace_id: int) -> bool:
+    queued = db.session.scalar(
+        db.select(Enrollment.id).where(*_queued(workspace_id), Enrollment.job_id.is_(None)).limit(1)
+    )
+    return queued is not None or callbacks.pending(workspace_id).count > 0
+
+
+def _fail_unreachable(workspace_id: int, job_id: str) -> DrainReport:
+    """No connection to call HubSpot with: every due row fails with NEEDS_RECONNECT (the callback
+    cannot be completed either; HubSpot's block expires)."""
+    report = DrainReport()
+    while rows := claim(workspace_id, job_id, CLAIM_BATCH):
+        for row in rows:
+            delivery.fail_unreachable(row)
+            report.enrolled += 1
+    _marker(workspace_id, job_id).release()
+    return report
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+
+def enqueue_due_retries() -> int:
+    """Move delayed drains whose time has come to the queue when no RQ scheduler is on duty."""
+    return queue.enqueue_due(QUEUE)
+
+
+def requeue_stuck(
+    older_than: timedelta = timedelta(seconds=20), heartbeat_grace: float | None = None
+) -> int:
+    """Take back claims of dead drains and ask for a drain wherever work waits without a live
+    one; first move delayed drains that are due. Returns how many drains were asked for.
+
+    ``older_than``: a claim is looked at once its row has not moved for that long.
+    ``heartbeat_grace``: see :func:`autoseq.queue.job_state` (tests that killed a worker pass 0).
+    """
+    enqueue_due_retries()
+    released = _release_dead_claims(utcnow() - older_than, heartbeat_grace)
+    requested = 0
+    for workspace_id in _workspaces_with_work():
+        holder = drain_pending(workspace_id)
+        if holder and queue.job_state(holder, heartbeat_grace) == "live":
+            continue
+        if holder:
+            _marker(workspace_id, holder).release()
+        if request_drain(workspace_id):
+            requested += 1
+    if released or requested:
+        log.warning(
+            "sweep: %d claims of dead drains taken back, %d drains asked for", released, requested
+        )
+    return requested
+
+
+def _release_dead_claims(cutoff: datetime, heartbeat_grace: float | None) -> int:
+    job_ids = db.session.scalars(
+        db.select(Enrollment.job_id)
+        .where(
+            Enrollment.status == EnrollmentStatus.QUEUED.value,
+            Enrollment.job_id.is_not(None),
+            Enrollment.updated_at < cutoff,
+        )
+        .distinct()
+        .limit(1000)
+    ).all()
+    return sum(
+        release_claims(job_id)
+        for job_id in job_ids
+        if queue.job_state(job_id, heartbeat_grace) != "live"
+    )
+
+
+def _workspaces_with_work() -> list[int]:
+    queued = db.select(Enrollment.workspace_id).where(
+        Enrollment.status == EnrollmentStatus.QUEUED.value
+    )
+    horizon = datetime.now(UTC) - CALLBACK_HORIZON
+    uncompleted = db.select(Enrollment.workspace_id).where(
+        Enrollment.finished_at.is_not(None),
+        Enrollment.callback_completed_at.is_(None),
+        Enrollment.callback_error.is_(None),
+        db.or_(Enrollment.failure_code.is_(None), Enrollment.failure_code != "NEEDS_RECONNECT"),
+        Enrollment.finished_at > horizon,
+    )
+    return sorted(set(db.session.scalars(db.union(queued, uncompleted)).all()))
