@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
@@ -62,6 +62,15 @@ class Enrollment(db.Model):
         Index("ix_enrollments_ws_mailbox_created", "workspace_id", "mailbox_id", "created_at"),
         Index("ix_enrollments_ws_rotation_created", "workspace_id", "rotation_id", "created_at"),
         Index("ix_enrollments_status_updated", "status", "updated_at"),
+        # The unfinished rows, which the analytics page counts live (the rollups count the
+        # finished ones: services/analytics/rollups.py; migration 0007).
+        Index(
+            "ix_enrollments_ws_queued",
+            "workspace_id",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,6 +13,7 @@ A package cut along its seams; callers keep using ``from autoseq.services import
 Chart geometry is presentation: ``autoseq/views/charts.py``.
 """
 
+from . import rollups
 from .aggregates import (
     DIMENSIONS,
     Counts,
@@ -58,6 +59,7 @@ from .log import (
 )
 
 __all__ = [
+    "rollups",
     "DEFAULT_PERIOD",
     "DIMENSIONS",
     "EXPORT_CHUNK",

@@ -40,6 +40,7 @@ from ...models import (
     Rotation,
     Sequence,
 )
+from . import rollup_reads
 from .filters import FAILURE_TEXT, Filters, local_midnight
 from .log import workflow_names
 
@@ -448,31 +449,14 @@ def report(filters: Filters) -> Report | None:
     """Everything the analytics page shows, or None when the filters have errors."""
     if not filters.ok:
         return None
-    groups: dict[str, list | None] = dict.fromkeys(DIMENSIONS)
-    if db.engine.dialect.name == "postgresql":
-        # The breakdowns' scan (the longest) runs on a second connection while this one reads
-        # the days and the previous period: PostgreSQL works on both at once.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            breakdowns = pool.submit(grouping_sets_rows, filters, db.engine)
-            days = per_day(filters)
-            groups = breakdowns.result()
-        # The period's totals are the sum of its days: only the previous period needs a scan.
-        current = Counts(
-            sum(d.counts.total for d in days),
-            sum(d.counts.succeeded for d in days),
-            sum(d.counts.failed for d in days),
-        )
-        prev_start = local_midnight(filters.previous_start_date, filters.tz)
-        previous = _counts(
-            *db.session.execute(
-                select(func.count(), _succeeded(), _failed()).where(
-                    *filters.conditions(start=prev_start, end=filters.start)
-                )
-            ).one()
-        )
+    if rollup_reads.serves(filters):
+        days, current, previous, groups = _from_rollups(filters)
+    elif db.engine.dialect.name == "postgresql":
+        days, current, previous, groups = _from_rows_postgresql(filters)
     else:
         days = per_day(filters)
         current, previous = headline(filters)
+        groups = dict.fromkeys(DIMENSIONS)
     return Report(
         filters=filters,
         current=current,
@@ -484,3 +468,39 @@ def report(filters: Filters) -> Report | None:
         rotations=by_rotation(filters, groups["rotation"]),
         reasons=by_reason(filters, groups["reason"]),
     )
+
+
+def _from_rollups(filters: Filters):
+    per_day_counts, previous, groups = rollup_reads.figures(filters)
+    days = [
+        Day(filters.start_date + timedelta(days=i), _counts(*counts))
+        for i, counts in enumerate(per_day_counts)
+    ]
+    return days, _sum_days(days), _counts(*previous), groups
+
+
+def _sum_days(days: list[Day]) -> Counts:
+    return Counts(
+        sum(d.counts.total for d in days),
+        sum(d.counts.succeeded for d in days),
+        sum(d.counts.failed for d in days),
+    )
+
+
+def _from_rows_postgresql(filters: Filters):
+    # The breakdowns' scan (the longest) runs on a second connection while this one reads
+    # the days and the previous period: PostgreSQL works on both at once.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        breakdowns = pool.submit(grouping_sets_rows, filters, db.engine)
+        days = per_day(filters)
+        groups = breakdowns.result()
+    # The period's totals are the sum of its days: only the previous period needs a scan.
+    prev_start = local_midnight(filters.previous_start_date, filters.tz)
+    previous = _counts(
+        *db.session.execute(
+            select(func.count(), _succeeded(), _failed()).where(
+                *filters.conditions(start=prev_start, end=filters.start)
+            )
+        ).one()
+    )
+    return days, _sum_days(days), previous, groups

@@ -1,0 +1,254 @@
+"""The analytics page's figures from the rollups (rollups.py), exact and independent of row count.
+
+Serves every filter combination with at most one of sequence / workflow / mailbox / rotation
+(status and reason filters are columns of every rollup row), in any zone whose midnights fall on
+15-minute UTC boundaries (every real zone since 1980; :func:`serves` checks). Otherwise the page
+reads the rows (aggregates.py): two entity filters select few rows.
+
+- Days and the previous period: the filter's projection in 15-minute buckets, summed into local
+  days here (at most 2 x 96 buckets a day).
+- A breakdown over the period: whole UTC days from day buckets, the partial days at each end
+  from 15-minute buckets; a breakdown by one entity while filtering by another comes from the
+  pair's day buckets plus, for the partial days at the ends, the rows themselves.
+- Queued rows (not in the rollups) are read live through a partial index and added.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+
+from ...extensions import db
+from ...models import (
+    Dim,
+    Enrollment,
+    EnrollmentRollup,
+    EnrollmentStatus,
+    Mailbox,
+    RollupGrain,
+    Rotation,
+    Sequence,
+)
+from .filters import Filters, local_midnight
+from .rollups import FINISHED, day_of
+
+# filter attribute, Dim, rollup / row columns of the breakdown named after it
+ENTITIES = {
+    "sequence": ("sequence_id", Dim.SEQUENCE, ("sequence_id", "sequence_name")),
+    "workflow": ("workflow_id", Dim.WORKFLOW, ("workflow_id",)),
+    "mailbox": ("mailbox_id", Dim.MAILBOX, ("mailbox_id",)),
+    "rotation": ("rotation_id", Dim.ROTATION, ("rotation_id",)),
+}
+_MODELS = {"sequence": Sequence, "mailbox": Mailbox, "rotation": Rotation}
+QUEUED, ENROLLED, FAILED = (
+    EnrollmentStatus.QUEUED.value,
+    EnrollmentStatus.ENROLLED.value,
+    EnrollmentStatus.FAILED.value,
+)
+
+
+def _entity_filter(filters: Filters) -> list[str]:
+    return [name for name, (attr, _, _) in ENTITIES.items() if getattr(filters, attr) is not None]
+
+
+def boundaries(filters: Filters) -> list[datetime]:
+    """The starts of the previous period's and this period's days, and the end."""
+    return [
+        local_midnight(filters.previous_start_date + timedelta(days=i), filters.tz)
+        for i in range(2 * filters.days + 1)
+    ]
+
+
+def serves(filters: Filters) -> bool:
+    """Whether the rollups give these filters' figures (else the rows do)."""
+    if len(_entity_filter(filters)) > 1:
+        return False
+    return all(
+        b.minute % 15 == 0 and not b.second and not b.microsecond for b in boundaries(filters)
+    )
+
+
+def _pick(filters: Filters, ok, bad) -> tuple[int, int]:
+    """(succeeded, failed) of a rollup sum under the status filter."""
+    status = filters.status
+    return (
+        int(ok or 0) if status in (None, ENROLLED) else 0,
+        int(bad or 0) if status in (None, FAILED) else 0,
+    )
+
+
+def _rollup(filters: Filters, dims: int, ranges: dict[RollupGrain, list], columns) -> list:
+    """Sums (``columns``..., n_ok, n_failed) of one projection over bucket ranges per grain."""
+    r = EnrollmentRollup
+    spans = [
+        and_(r.grain == int(grain), r.bucket >= start, r.bucket < end)
+        for grain, pairs in ranges.items()
+        for start, end in pairs
+        if start < end
+    ]
+    if not spans:
+        return []
+    conds = [r.workspace_id == filters.workspace_id, r.dims == int(dims), or_(*spans)]
+    for name in _entity_filter(filters):
+        attr = ENTITIES[name][0]
+        conds.append(getattr(r, attr) == getattr(filters, attr))
+    if filters.reason is not None:
+        conds.append(r.failure_code == filters.reason)
+    cols = [getattr(r, c) for c in columns]
+    return db.session.execute(
+        select(*cols, func.sum(r.n_ok), func.sum(r.n_failed)).where(*conds).group_by(*cols)
+    ).all()
+
+
+def _queued_rows(filters: Filters, start: datetime) -> list:
+    if filters.status not in (None, QUEUED):
+        return []
+    conds = filters.conditions(start=start)
+    return db.session.execute(
+        select(
+            Enrollment.created_at,
+            Enrollment.sequence_id,
+            Enrollment.sequence_name,
+            Enrollment.workflow_id,
+            Enrollment.mailbox_id,
+            Enrollment.rotation_id,
+        ).where(*conds, Enrollment.status == QUEUED)
+    ).all()
+
+
+# -- the days and the previous period ---------------------------------------------------------
+
+
+def days_and_previous(filters: Filters, queued: list) -> tuple[list[list[int]], list[int]]:
+    """[total, ok, failed] per day of the period, and of the previous period."""
+    marks = boundaries(filters)
+    dims = _dims(_entity_filter(filters))
+    rows = _rollup(filters, dims, {RollupGrain.QUARTER: [(marks[0], marks[-1])]}, ["bucket"])
+    per_day = [[0, 0, 0] for _ in range(2 * filters.days)]
+    for bucket, n_ok, n_bad in rows:
+        ok, bad = _pick(filters, n_ok, n_bad)
+        slot = per_day[bisect_right(marks, bucket) - 1]
+        slot[0] += ok + bad
+        slot[1] += ok
+        slot[2] += bad
+    for row in queued:
+        per_day[bisect_right(marks, row.created_at) - 1][0] += 1
+    previous = [sum(day[i] for day in per_day[: filters.days]) for i in range(3)]
+    return per_day[filters.days :], previous
+
+
+def _dims(names) -> int:
+    dims = 0
+    for name in names:
+        dims |= ENTITIES[name][1]
+    return dims
+
+
+# -- the breakdowns --------------------------------------------------------------------------------
+
+
+def _spans(filters: Filters) -> tuple[list, list]:
+    """(whole UTC days, partial days at the ends) of the period, as [start, end) pairs."""
+    start, end = filters.start, filters.end
+    first = day_of(start) if day_of(start) == start else day_of(start) + timedelta(days=1)
+    last = day_of(end)
+    if first >= last:
+        return [], [(start, end)]
+    return [(first, last)], [(start, first), (last, end)]
+
+
+def _edge_rows(filters: Filters, edges: list, columns) -> list:
+    """The partial days' finished rows, grouped by ``columns`` (for a pair breakdown)."""
+    cols = [getattr(Enrollment, c) for c in columns]
+    spans = [and_(Enrollment.created_at >= a, Enrollment.created_at < b) for a, b in edges if a < b]
+    if not spans:
+        return []
+    conds = filters.conditions()  # the period's bounds hold the edges
+    ok = func.count().filter(Enrollment.status == ENROLLED)
+    bad = func.count().filter(Enrollment.status == FAILED)
+    return db.session.execute(
+        select(*cols, ok, bad)
+        .where(*conds, or_(*spans), Enrollment.status.in_(FINISHED))
+        .group_by(*cols)
+    ).all()
+
+
+def _normal(name: str, key: tuple) -> tuple:
+    """A rollup's "none" (0, '') as the rows have it (NULL); a sequence's name stays a string."""
+    if name == "sequence":
+        return (key[0] or None, key[1] or "")
+    return (key[0] or None,)
+
+
+def breakdown(filters: Filters, name: str, queued: list) -> list[tuple]:
+    """(*keys, total, succeeded, failed) per value of entity ``name``, biggest first."""
+    days, edges = _spans(filters)
+    filtered = _entity_filter(filters)
+    columns = ENTITIES[name][2]
+    if not filtered or filtered == [name]:
+        ranges = {RollupGrain.DAY: days, RollupGrain.QUARTER: edges}
+        rows = _rollup(filters, _dims([name]), ranges, columns)
+    else:
+        dims = _dims([name, *filtered])
+        rows = _rollup(filters, dims, {RollupGrain.DAY: days}, columns)
+        rows += _edge_rows(filters, edges, columns)
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    width = len(columns)
+    for row in rows:
+        ok, bad = _pick(filters, *row[width:])
+        slot = sums[_normal(name, tuple(row[:width]))]
+        slot[0] += ok + bad
+        slot[1] += ok
+        slot[2] += bad
+    start = filters.start
+    for row in queued:
+        if row.created_at >= start:
+            sums[_normal(name, tuple(getattr(row, c) for c in columns))][0] += 1
+    sums = _forget_deleted(filters, name, sums)
+    result = [(*key, *counts) for key, counts in sums.items() if counts[0]]
+    result.sort(key=lambda r: -r[width])
+    return result
+
+
+def _forget_deleted(filters: Filters, name: str, sums: dict) -> dict:
+    """Ids whose row is gone (a deleted mailbox: its rows' column became NULL) count as none."""
+    model = _MODELS.get(name)
+    ids = {key[0] for key in sums if key[0] is not None}
+    if model is None or not ids:
+        return sums
+    known = set(
+        db.session.scalars(
+            select(model.id).where(model.workspace_id == filters.workspace_id, model.id.in_(ids))
+        )
+    )
+    merged: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for key, counts in sums.items():
+        key = key if key[0] is None or key[0] in known else (None, *key[1:])
+        for i in range(3):
+            merged[key][i] += counts[i]
+    return merged
+
+
+def by_reason(filters: Filters) -> list[tuple]:
+    """(code, failed, 0, failed, None) per failure code of the failed rows, biggest first."""
+    days, edges = _spans(filters)
+    ranges = {RollupGrain.DAY: days, RollupGrain.QUARTER: edges}
+    rows = _rollup(filters, _dims(_entity_filter(filters)), ranges, ["failure_code"])
+    failed: dict[str | None, int] = defaultdict(int)
+    for code, n_ok, n_bad in rows:
+        failed[code or None] += _pick(filters, n_ok, n_bad)[1]
+    result = [(code, n, 0, n, None) for code, n in failed.items() if n]
+    result.sort(key=lambda r: -r[1])
+    return result
+
+
+def figures(filters: Filters):
+    """(days, previous, breakdowns) for :func:`aggregates.report`."""
+    queued = _queued_rows(filters, local_midnight(filters.previous_start_date, filters.tz))
+    days, previous = days_and_previous(filters, queued)
+    groups = {name: breakdown(filters, name, queued) for name in ENTITIES}
+    groups["reason"] = by_reason(filters)
+    return days, previous, groups
