@@ -2,8 +2,8 @@
 
 One row counts the finished enrollments (``n_ok`` enrolled, ``n_failed`` failed) of a workspace
 created within one UTC *bucket* (15 minutes, or a whole UTC day), for one *projection* (``dims``:
-which of sequence, workflow, mailbox and rotation the row is keyed by; the others hold their
-"none" value) and one failure code. Every real time zone's midnight falls on a 15-minute UTC
+which of sequence, workflow, mailbox, rotation and failure code the row is keyed by; the others
+hold their "none" value). Every real time zone's midnight falls on a 15-minute UTC
 boundary, so a workspace's local days (in whatever zone it has today) are sums of whole buckets.
 "None" is stored as 0 or '' so the key has no NULLs and can be upserted.
 """
@@ -32,6 +32,7 @@ class Dim(enum.IntFlag):
     WORKFLOW = 2
     MAILBOX = 4
     ROTATION = 8
+    CODE = 16  # the failure code (only in the reason breakdown's projections)
 
 
 class EnrollmentRollup(db.Model):

@@ -71,6 +71,17 @@ class Enrollment(db.Model):
             postgresql_where=text("status = 'queued'"),
             sqlite_where=text("status = 'queued'"),
         ),
+        # A reason filter reads its rows here (index-only on PostgreSQL; the rollups do not
+        # serve it): only rows that have a failure code.
+        Index(
+            "ix_enrollments_ws_code_created",
+            "workspace_id",
+            "failure_code",
+            "created_at",
+            postgresql_include=ANALYTICS_INCLUDE[:-1],
+            postgresql_where=text("failure_code IS NOT NULL"),
+            sqlite_where=text("failure_code IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

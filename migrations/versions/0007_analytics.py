@@ -30,9 +30,12 @@ KEY = [
     "failure_code",
     "sequence_name",
 ]
-# (grain, dims): 0 = 15 minutes, 1 = a UTC day; dims 1 sequence, 2 workflow, 4 mailbox, 8 rotation.
-SINGLES = (0, 1, 2, 4, 8)
-PROJECTIONS = [(0, d) for d in SINGLES] + [(1, d) for d in SINGLES + (3, 5, 9, 6, 10, 12)]
+# (grain, dims): 0 = 15 minutes, 1 = a UTC day; dims 1 sequence, 2 workflow, 4 mailbox, 8 rotation,
+# 16 failure code.
+SINGLES = (0, 1, 2, 4, 8, 16)
+PAIRS = (3, 5, 9, 17, 6, 10, 18, 12, 20, 24)
+INCLUDE = ["status", "sequence_id", "sequence_name", "workflow_id", "mailbox_id", "rotation_id"]
+PROJECTIONS = [(0, d) for d in SINGLES] + [(1, d) for d in SINGLES + PAIRS]
 
 
 def upgrade():
@@ -71,6 +74,14 @@ def upgrade():
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
     )
+    op.create_index(
+        "ix_enrollments_ws_code_created",
+        "enrollments",
+        ["workspace_id", "failure_code", "created_at"],
+        postgresql_include=INCLUDE,
+        postgresql_where=sa.text("failure_code IS NOT NULL"),
+        sqlite_where=sa.text("failure_code IS NOT NULL"),
+    )
     _fill()
 
 
@@ -96,7 +107,7 @@ def _fill():
             "coalesce(workflow_id, '')" if dims & 2 else "''",
             "coalesce(mailbox_id, 0)" if dims & 4 else "0",
             "coalesce(rotation_id, 0)" if dims & 8 else "0",
-            "coalesce(failure_code, '')",
+            "coalesce(failure_code, '')" if dims & 16 else "''",
             "coalesce(sequence_name, '')" if dims & 1 else "''",
         ]
         group = [v for v in values if v not in ("0", "''", str(grain), str(dims))]
@@ -111,5 +122,6 @@ def _fill():
 
 
 def downgrade():
+    op.drop_index("ix_enrollments_ws_code_created", table_name="enrollments")
     op.drop_index("ix_enrollments_ws_queued", table_name="enrollments")
     op.drop_table("enrollment_rollups")

@@ -1,9 +1,9 @@
 """The analytics page's figures from the rollups (rollups.py), exact and independent of row count.
 
-Serves every filter combination with at most one of sequence / workflow / mailbox / rotation
-(status and reason filters are columns of every rollup row), in any zone whose midnights fall on
+Serves every filter combination with at most one of sequence / workflow / mailbox / rotation and
+no failure reason (the status is a choice of counters), in any zone whose midnights fall on
 15-minute UTC boundaries (every real zone since 1980; :func:`serves` checks). Otherwise the page
-reads the rows (aggregates.py): two entity filters select few rows.
+reads the rows (aggregates.py): two entity filters, or a reason (its own index), select few rows.
 
 - Days and the previous period: the filter's projection in 15-minute buckets, summed into local
   days here (at most 2 x 96 buckets a day).
@@ -42,6 +42,8 @@ ENTITIES = {
     "mailbox": ("mailbox_id", Dim.MAILBOX, ("mailbox_id",)),
     "rotation": ("rotation_id", Dim.ROTATION, ("rotation_id",)),
 }
+# The breakdowns: the entities' and the failure codes' (filtered on by no rollup).
+BREAKDOWNS = {**ENTITIES, "reason": (None, Dim.CODE, ("failure_code",))}
 _MODELS = {"sequence": Sequence, "mailbox": Mailbox, "rotation": Rotation}
 QUEUED, ENROLLED, FAILED = (
     EnrollmentStatus.QUEUED.value,
@@ -64,7 +66,7 @@ def boundaries(filters: Filters) -> list[datetime]:
 
 def serves(filters: Filters) -> bool:
     """Whether the rollups give these filters' figures (else the rows do)."""
-    if len(_entity_filter(filters)) > 1:
+    if len(_entity_filter(filters)) > 1 or filters.reason is not None:
         return False
     return all(
         b.minute % 15 == 0 and not b.second and not b.microsecond for b in boundaries(filters)
@@ -95,8 +97,6 @@ def _rollup(filters: Filters, dims: int, ranges: dict[RollupGrain, list], column
     for name in _entity_filter(filters):
         attr = ENTITIES[name][0]
         conds.append(getattr(r, attr) == getattr(filters, attr))
-    if filters.reason is not None:
-        conds.append(r.failure_code == filters.reason)
     cols = [getattr(r, c) for c in columns]
     return db.session.execute(
         select(*cols, func.sum(r.n_ok), func.sum(r.n_failed)).where(*conds).group_by(*cols)
@@ -143,7 +143,7 @@ def days_and_previous(filters: Filters, queued: list) -> tuple[list[list[int]], 
 def _dims(names) -> int:
     dims = 0
     for name in names:
-        dims |= ENTITIES[name][1]
+        dims |= BREAKDOWNS[name][1]
     return dims
 
 
@@ -187,7 +187,7 @@ def breakdown(filters: Filters, name: str, queued: list) -> list[tuple]:
     """(*keys, total, succeeded, failed) per value of entity ``name``, biggest first."""
     days, edges = _spans(filters)
     filtered = _entity_filter(filters)
-    columns = ENTITIES[name][2]
+    columns = BREAKDOWNS[name][2]
     if not filtered or filtered == [name]:
         ranges = {RollupGrain.DAY: days, RollupGrain.QUARTER: edges}
         rows = _rollup(filters, _dims([name]), ranges, columns)
@@ -235,15 +235,9 @@ def _forget_deleted(filters: Filters, name: str, sums: dict) -> dict:
 
 def by_reason(filters: Filters) -> list[tuple]:
     """(code, failed, 0, failed, None) per failure code of the failed rows, biggest first."""
-    days, edges = _spans(filters)
-    ranges = {RollupGrain.DAY: days, RollupGrain.QUARTER: edges}
-    rows = _rollup(filters, _dims(_entity_filter(filters)), ranges, ["failure_code"])
-    failed: dict[str | None, int] = defaultdict(int)
-    for code, n_ok, n_bad in rows:
-        failed[code or None] += _pick(filters, n_ok, n_bad)[1]
-    result = [(code, n, 0, n, None) for code, n in failed.items() if n]
-    result.sort(key=lambda r: -r[1])
-    return result
+    rows = [(r[0], r[3], 0, r[3], None) for r in breakdown(filters, "reason", []) if r[3]]
+    rows.sort(key=lambda r: -r[1])
+    return rows
 
 
 def figures(filters: Filters):

@@ -39,10 +39,10 @@ FINISHED = (EnrollmentStatus.ENROLLED.value, EnrollmentStatus.FAILED.value)
 # The projections kept at each grain. 15-minute buckets for the no-entity and single-entity
 # projections (the per-day chart, the previous period, the breakdown's edge days); UTC days for
 # those and for the pairs (a breakdown by one entity while filtering by another).
-SINGLES = (0, Dim.SEQUENCE, Dim.WORKFLOW, Dim.MAILBOX, Dim.ROTATION)
-PAIRS = tuple(
-    a | b for i, a in enumerate(SINGLES[1:]) for b in SINGLES[i + 2 :]
-)  # seq|wf, seq|mb, seq|rot, wf|mb, wf|rot, mb|rot
+ENTITY_DIMS = (Dim.SEQUENCE, Dim.WORKFLOW, Dim.MAILBOX, Dim.ROTATION)
+SINGLES = (0, *ENTITY_DIMS, Dim.CODE)
+# seq|wf, seq|mb, seq|rot, wf|mb, wf|rot, mb|rot, and each entity with the failure code
+PAIRS = tuple(a | b for i, a in enumerate(ENTITY_DIMS) for b in (*ENTITY_DIMS[i + 1 :], Dim.CODE))
 PROJECTIONS = {RollupGrain.QUARTER: SINGLES, RollupGrain.DAY: SINGLES + PAIRS}
 _LOCK_SPACE = 7_014  # the advisory lock's first key: "analytics rollups"
 
@@ -95,7 +95,7 @@ def _keys(fact: Fact):
                 (fact.workflow_id or "") if dims & Dim.WORKFLOW else "",
                 (fact.mailbox_id or 0) if dims & Dim.MAILBOX else 0,
                 (fact.rotation_id or 0) if dims & Dim.ROTATION else 0,
-                code,
+                code if dims & Dim.CODE else "",
                 (fact.sequence_name or "") if seq else "",
             )
 
@@ -280,11 +280,10 @@ def _projection_columns(dims: int) -> dict[str, object]:
         "workflow_id": (Dim.WORKFLOW, func.coalesce(e.workflow_id, ""), ""),
         "mailbox_id": (Dim.MAILBOX, func.coalesce(e.mailbox_id, 0), 0),
         "rotation_id": (Dim.ROTATION, func.coalesce(e.rotation_id, 0), 0),
+        "failure_code": (Dim.CODE, func.coalesce(e.failure_code, ""), ""),
         "sequence_name": (Dim.SEQUENCE, func.coalesce(e.sequence_name, ""), ""),
     }
-    columns = {name: (expr if dims & flag else none) for name, (flag, expr, none) in kept.items()}
-    columns["failure_code"] = func.coalesce(e.failure_code, "")
-    return columns
+    return {name: (expr if dims & flag else none) for name, (flag, expr, none) in kept.items()}
 
 
 def _rebuild_postgresql(session: Session, workspace_id: int) -> int:
