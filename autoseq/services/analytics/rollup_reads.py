@@ -19,7 +19,8 @@ from bisect import bisect_right
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import DateTime, and_, bindparam, func, or_, select, text
+from sqlalchemy.dialects import postgresql
 
 from ...extensions import db
 from ...models import (
@@ -126,11 +127,19 @@ def days_and_previous(filters: Filters, queued: list) -> tuple[list[list[int]], 
     """[total, ok, failed] per day of the period, and of the previous period."""
     marks = boundaries(filters)
     dims = _dims(_entity_filter(filters))
-    rows = _rollup(filters, dims, {RollupGrain.QUARTER: [(marks[0], marks[-1])]}, ["bucket"])
+    if db.engine.dialect.name == "postgresql":
+        rows = _day_sums_postgresql(filters, dims, marks)
+    else:
+        rows = [
+            (bisect_right(marks, bucket) - 1, n_ok, n_bad)
+            for bucket, n_ok, n_bad in _rollup(
+                filters, dims, {RollupGrain.QUARTER: [(marks[0], marks[-1])]}, ["bucket"]
+            )
+        ]
     per_day = [[0, 0, 0] for _ in range(2 * filters.days)]
-    for bucket, n_ok, n_bad in rows:
+    for index, n_ok, n_bad in rows:
         ok, bad = _pick(filters, n_ok, n_bad)
-        slot = per_day[bisect_right(marks, bucket) - 1]
+        slot = per_day[index]
         slot[0] += ok + bad
         slot[1] += ok
         slot[2] += bad
@@ -138,6 +147,28 @@ def days_and_previous(filters: Filters, queued: list) -> tuple[list[list[int]], 
         per_day[bisect_right(marks, row.created_at) - 1][0] += 1
     previous = [sum(day[i] for day in per_day[: filters.days]) for i in range(3)]
     return per_day[filters.days :], previous
+
+
+def _day_sums_postgresql(filters: Filters, dims: int, marks: list[datetime]) -> list:
+    """(day index, n_ok, n_failed) per local day: ``width_bucket`` over the days' starts numbers
+    each 15-minute bucket's day in the one range scan (a few hundred rows back, not thousands)."""
+    r = EnrollmentRollup
+    conds = [
+        r.workspace_id == filters.workspace_id,
+        r.grain == int(RollupGrain.QUARTER),
+        r.dims == dims,
+        r.bucket >= marks[0],
+        r.bucket < marks[-1],
+    ]
+    for name in _entity_filter(filters):
+        attr = ENTITIES[name][0]
+        conds.append(getattr(r, attr) == getattr(filters, attr))
+    starts = bindparam("day_starts", marks, type_=postgresql.ARRAY(DateTime(timezone=True)))
+    day = func.width_bucket(r.bucket, starts)
+    rows = db.session.execute(
+        select(day, func.sum(r.n_ok), func.sum(r.n_failed)).where(*conds).group_by(day)
+    ).all()
+    return [(int(i) - 1, ok, bad) for i, ok, bad in rows]
 
 
 def _dims(names) -> int:

@@ -287,7 +287,6 @@ def _projection_columns(dims: int) -> dict[str, object]:
 
 
 def _rebuild_postgresql(session: Session, workspace_id: int) -> int:
-    written = 0
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     origin = literal(datetime(2000, 1, 1, tzinfo=UTC))
     table = EnrollmentRollup.__table__
@@ -313,9 +312,10 @@ def _rebuild_postgresql(session: Session, workspace_id: int) -> int:
                 .order_by(*keys)
             )
             names = ["workspace_id", "grain", "dims", "bucket", *columns, "n_ok", "n_failed"]
-            result = session.execute(insert(table).from_select(names, query))
-            written += result.rowcount or 0
-    return written
+            session.execute(insert(table).from_select(names, query))
+    return session.scalar(
+        select(func.count()).select_from(table).where(table.c.workspace_id == workspace_id)
+    )
 
 
 def rebuild_all() -> dict[int, int]:
