@@ -1,5 +1,6 @@
 """analytics rollups: enrollment_rollups (finished enrollments counted per 15-minute UTC bucket and
-per UTC day, by projection) and a partial index of the queued enrollments, which the page reads live
+per UTC day, by projection), a partial index of the queued enrollments (which the page reads live)
+and a partial covering index of the rows with a failure code (a reason filter reads them)
 
 The analytics page read a period's rows on every view (650 ms at 1,000,000 enrollments); it now
 sums rollup rows that are kept in the transaction that changes an enrollment
