@@ -103,13 +103,13 @@ FROM (
         WHEN r3 < 0.12 THEN 'failed' ELSE 'enrolled' END AS st
     FROM (
         SELECT g, random() AS r1, random() AS r2, random() AS r3, random() AS r4,
-            random() AS r5, random() < 0.3 AS rot,
+            random() AS r5, random() AS r6, random() < 0.3 AS rot,
             now() - interval '90 days' + (g + random()) * (interval '90 days' / :n) AS created
         FROM generate_series(:first, :last) AS g
     ) AS y
 ) AS x
 JOIN bench_seqs AS s ON s.k = floor(:nseq * power(x.r1, 2.5))::int
-JOIN bench_boxes AS m ON m.k = floor(:nbox * x.r4)::int
+JOIN bench_boxes AS m ON m.k = floor(:nbox * x.r6)::int
 CROSS JOIN (SELECT :wfs ::text[] AS wf, :rots ::int[] AS rots, :codes ::text[] AS codes) AS a
 """
 
