@@ -41,6 +41,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     from . import models  # noqa: F401  (register every table with the metadata)
+    from .services.analytics import rollups  # noqa: F401  (rollups kept with every enrollment write)
 
     db.init_app(app)
     migrate.init_app(

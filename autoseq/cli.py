@@ -68,4 +68,5 @@ COMMAND_MODULES = (
     "autoseq.commands.hubspot",
     "autoseq.commands.sync",
     "autoseq.commands.demo",
+    "autoseq.commands.analytics",
 )

@@ -35,6 +35,7 @@ from ..models import (
     Sharing,
     Workspace,
 )
+from ..services.analytics import rollups
 
 SEQUENCE_NAMES = (
     "[INBOUND] Demo Request - 3 Day",
@@ -298,6 +299,8 @@ def generate(
         inserted += len(rows)
         if progress:
             progress(inserted)
+    # The rows went in by COPY / Core inserts, past the ORM hook that keeps the rollups.
+    rollups.rebuild(workspace_id)
     return DemoResult(workspace_id, inserted, clock.perf_counter() - started)
 
 

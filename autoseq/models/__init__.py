@@ -1,6 +1,7 @@
 """The models, one module per aggregate; imported here so Alembic and the app see them all."""
 
 from .accounts import Membership, Role, User, Workspace
+from .analytics import Dim, EnrollmentRollup, RollupGrain
 from .enrollments import Enrollment, EnrollmentStatus, SendMode
 from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
 from .mailboxes import (
@@ -20,6 +21,9 @@ from .workflows import Workflow
 
 __all__ = [
     "Workflow",
+    "Dim",
+    "EnrollmentRollup",
+    "RollupGrain",
     "DEFAULT_DAILY_CAP",
     "ConnectionStatus",
     "Enrollment",

@@ -62,7 +62,7 @@ class Enrollment(db.Model):
         Index("ix_enrollments_ws_mailbox_created", "workspace_id", "mailbox_id", "created_at"),
         Index("ix_enrollments_ws_rotation_created", "workspace_id", "rotation_id", "created_at"),
         Index("ix_enrollments_status_updated", "status", "updated_at"),
-        # The queue: a drain claims a workspace's queued rows in id order (migration 0007).
+        # The queue: a drain claims a workspace's queued rows in id order (migration 0009).
         Index(
             "ix_enrollments_queued",
             "workspace_id",
@@ -77,6 +77,26 @@ class Enrollment(db.Model):
             "finished_at",
             postgresql_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
             sqlite_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
+        ),
+        # The unfinished rows, which the analytics page counts live (the rollups count the
+        # finished ones: services/analytics/rollups.py; migration 0010).
+        Index(
+            "ix_enrollments_ws_queued",
+            "workspace_id",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # A reason filter reads its rows here (index-only on PostgreSQL; the rollups do not
+        # serve it): only rows that have a failure code.
+        Index(
+            "ix_enrollments_ws_code_created",
+            "workspace_id",
+            "failure_code",
+            "created_at",
+            postgresql_include=ANALYTICS_INCLUDE[:-1],
+            postgresql_where=text("failure_code IS NOT NULL"),
+            sqlite_where=text("failure_code IS NOT NULL"),
         ),
     )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Response, current_app, g, request, stream_with_context
 
 from ..services import analytics
+from . import charts
 from .helpers import render_fragment_or_page, workspace_blueprint
 
 bp = workspace_blueprint("analytics", __name__, "/analytics")
@@ -30,7 +31,7 @@ def analytics_show():
         "analytics/show.html",
         "analytics/_results.html",
         report=report,
-        chart=analytics.chart(report.days) if report else None,
+        chart=charts.chart(report.days) if report else None,
         **_common(filters),
     )
 

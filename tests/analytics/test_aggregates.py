@@ -9,6 +9,7 @@ import pytest
 
 from autoseq.services import analytics
 from autoseq.services.analytics import Filters
+from autoseq.views import charts
 
 
 def _in_period(rows, filters):
@@ -134,7 +135,7 @@ def test_removed_sequence_keeps_its_history_with_a_badge(workspace, make_sequenc
 
 def test_chart_bars_stack_to_each_days_total(workspace, scattered):
     filters = Filters.parse({"period": "30"}, workspace)
-    chart = analytics.chart(analytics.per_day(filters))
+    chart = charts.chart(analytics.per_day(filters))
     plot_h = chart.height - chart.top - chart.bottom
     ymax = chart.ticks[-1][1]
     for bar in chart.bars:

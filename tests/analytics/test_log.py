@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from autoseq.extensions import db
+from autoseq.models import Enrollment
 from autoseq.services import analytics
 from autoseq.services.analytics import Filters
 
@@ -20,9 +21,7 @@ def _insert_with_ties(workspace, make_enrollment, n=137):
 
 def _expected_order(workspace):
     rows = db.session.execute(
-        db.select(analytics.Enrollment.created_at, analytics.Enrollment.id).filter_by(
-            workspace_id=workspace.id
-        )
+        db.select(Enrollment.created_at, Enrollment.id).filter_by(workspace_id=workspace.id)
     ).all()
     return [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
 
