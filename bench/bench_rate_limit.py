@@ -31,7 +31,10 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_action import scratch_database  # noqa: E402
+
 from autoseq import create_app  # noqa: E402
+from autoseq.config import database_url  # noqa: E402
 from autoseq.extensions import db  # noqa: E402
 from autoseq.hubspot import HubSpotClient, oauth, tokens  # noqa: E402
 from autoseq.hubspot.http import Transport  # noqa: E402
@@ -51,7 +54,8 @@ def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
         "AUTOSEQ_ENV": "testing",
         "SECRET_KEY": "bench",
         "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(tmpdir, "bench.db"),
+        # PostgreSQL when DATABASE_URL names it (a database of the bench's own), else SQLite.
+        "SQLALCHEMY_DATABASE_URI": database_url(scratch_database("bench_rate_limit"), tmpdir),
         "REDIS_URL": redis_url(),
         "PUBLIC_BASE_URL": "http://localhost:5000",
         "HUBSPOT_API_BASE": sandbox.url,
@@ -81,7 +85,7 @@ def connect(app, sandbox: SandboxServer, portal_id: int) -> int:
     code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
     transport = Transport.from_config(config, rate_limited=False)
     issued = oauth.exchange_code(transport, config, code)
-    info = oauth.token_info(transport, issued.access_token)
+    info = oauth.token_info(transport, config, issued.access_token)
     user = accounts.create_user("bench@example.com", "bench password 123")
     workspace = accounts.create_workspace(user, "Bench")
     db.session.add(
@@ -152,6 +156,7 @@ def main() -> None:
     app = create_app(config)
     limit, window = app.config["HUBSPOT_RATE_LIMIT"]
     with app.app_context():
+        db.drop_all()  # a scratch database of the bench's own (see build_config)
         db.create_all()
         workspace_id = connect(app, sandbox, portal.id)
         app.extensions["redis"].delete(f"autoseq:hubspot:rate:{portal.id}")
