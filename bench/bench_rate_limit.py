@@ -31,7 +31,10 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_action import scratch_database  # noqa: E402
+
 from autoseq import create_app  # noqa: E402
+from autoseq.config import database_url  # noqa: E402
 from autoseq.extensions import db  # noqa: E402
 from autoseq.hubspot import oauth  # noqa: E402
 from autoseq.hubspot.http import Transport  # noqa: E402
@@ -52,7 +55,8 @@ def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
         "AUTOSEQ_ENV": "testing",
         "SECRET_KEY": "bench",
         "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(tmpdir, "bench.db"),
+        # PostgreSQL when DATABASE_URL names it (a database of the bench's own), else SQLite.
+        "SQLALCHEMY_DATABASE_URI": database_url(scratch_database("bench_rate_limit"), tmpdir),
         "REDIS_URL": redis_url(),
         "PUBLIC_BASE_URL": "http://localhost:5000",
         **sandbox_settings(sandbox),
@@ -136,6 +140,7 @@ def main() -> None:
     app = create_app(config)
     limit, window = app.config["HUBSPOT_RATE_LIMIT"]
     with app.app_context():
+        db.drop_all()  # a scratch database of the bench's own (see build_config)
         db.create_all()
         workspace_id = connect(app, sandbox, portal.id)
         app.extensions["redis"].delete(f"autoseq:hubspot:rate:{portal.id}")

@@ -1,6 +1,7 @@
 """Benchmark: how the sender service spreads enrollments over a rotation, from several processes.
 
-Builds a throw-away workspace (fresh SQLite file) with four reps in a weighted rotation and one
+Builds a throw-away workspace (a fresh SQLite file, or ``bench_senders`` on the PostgreSQL server
+DATABASE_URL names) with four reps in a weighted rotation and one
 in an even one, then lets P forked processes call ``choose_sender`` N times in total against the
 same Redis, one pick a minute of simulated time (so the 1,000-a-day caps never bite). Timings
 depend on the machine's load; the spread does not. Prints each
@@ -31,9 +32,11 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def build_app(tmpdir: str):
+    from bench_action import scratch_database
     from cryptography.fernet import Fernet
 
     from autoseq import create_app
+    from autoseq.config import database_url
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis_url = urlunsplit(
@@ -42,7 +45,8 @@ def build_app(tmpdir: str):
     return create_app(
         {
             "AUTOSEQ_ENV": "testing",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmpdir}/bench.db",
+            # PostgreSQL when DATABASE_URL names it (a database of the bench's own), else SQLite.
+            "SQLALCHEMY_DATABASE_URI": database_url(scratch_database("bench_senders"), tmpdir),
             "REDIS_URL": redis_url,
             "SECRET_KEY": "bench",
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
@@ -144,6 +148,7 @@ def main() -> None:
     app = build_app(tempfile.mkdtemp(prefix="bench-senders-"))
     with app.app_context():
         app.extensions["redis"].flushdb()
+        db.drop_all()  # a scratch database of the bench's own (see build_app)
         db.create_all()
         ids = seed(weights)
         db.session.remove()

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+from redis.exceptions import RedisError
 
 from .errors import HubSpotError, HubSpotUnavailable, RateLimited, error_from_response
 from .ratelimit import RateLimiter
@@ -151,7 +152,10 @@ class Transport:
 
     def close(self) -> None:
         if self.limiter is not None:
-            self.limiter.flush()
+            try:
+                self.limiter.flush()
+            except RedisError:  # the slots keep the stamps they were taken with
+                log.warning("rate limiter: slots not stamped at close", exc_info=True)
         self.session.close()
 
     def request(

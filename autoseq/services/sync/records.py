@@ -368,5 +368,6 @@ def _differs(old, new) -> bool:
     if isinstance(old, datetime) and isinstance(new, datetime):
         return abs((old - new).total_seconds()) >= 0.001
     if isinstance(old, list) or isinstance(new, list):
-        return sorted(old or []) != sorted(new or [])
+        # Both sides are stored sorted: equal lists need no sort (200 senders x 100,000 rows).
+        return old != new and sorted(old or []) != sorted(new or [])
     return old != new
