@@ -2,6 +2,7 @@
 
 from .accounts import Membership, Role, User, Workspace
 from .enrollments import Enrollment, EnrollmentStatus, SendMode
+from .failures import FailureCode
 from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
 from .mailboxes import (
     DEFAULT_DAILY_CAP,
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_DAILY_CAP",
     "ConnectionStatus",
     "Enrollment",
+    "FailureCode",
     "EnrollmentStatus",
     "Heartbeat",
     "HubSpotConnection",
