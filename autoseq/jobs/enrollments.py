@@ -20,3 +20,21 @@ def requeue_stuck_enrollments(seconds: int = 20) -> int:
     run again within a minute.
     """
     return enrollment.requeue_stuck(timedelta(seconds=seconds))
+
+
+# Jobs of the one-job-per-contact pipeline still in Redis at the deploy that brings the drains:
+# each asks for its workspace's drain instead (the row, not the job, carries the work).
+
+
+def enroll_contact(enrollment_id: int) -> bool:
+    """Old job name: ask for the drain of the enrollment's workspace."""
+    from ..extensions import db
+    from ..models import Enrollment
+
+    row = db.session.get(Enrollment, enrollment_id)
+    return row is not None and enrollment.request_drain(row.workspace_id)
+
+
+def complete_callbacks(workspace_id: int) -> bool:
+    """Old job name: ask for the workspace's drain (it completes the callbacks)."""
+    return enrollment.request_drain(workspace_id)

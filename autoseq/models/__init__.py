@@ -3,6 +3,7 @@
 from .accounts import Membership, Role, User, Workspace
 from .analytics import Dim, EnrollmentRollup, RollupGrain
 from .enrollments import Enrollment, EnrollmentStatus, SendMode
+from .failures import FailureCode
 from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
 from .mailboxes import (
     DEFAULT_DAILY_CAP,
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_DAILY_CAP",
     "ConnectionStatus",
     "Enrollment",
+    "FailureCode",
     "EnrollmentStatus",
     "Heartbeat",
     "HubSpotConnection",

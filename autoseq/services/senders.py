@@ -45,6 +45,7 @@ from ..models import (
     Sharing,
     Workspace,
 )
+from ..models.failures import FailureCode
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,14 @@ HUBSPOT_MAX_DAILY_CAP = 1000
 # restarts its cursor, which is harmless.
 STATE_TTL_SECONDS = 40 * 24 * 3600
 
-PERMISSION_DENIED = "PERMISSION_DENIED"
-ROTATION_EMPTY = "ROTATION_EMPTY"
-ALL_AT_CAP = "ALL_AT_CAP"
-NO_ELIGIBLE_MAILBOX = "NO_ELIGIBLE_MAILBOX"
-ROTATION_DELETED = "ROTATION_DELETED"
-MAILBOX_NOT_FOUND = "MAILBOX_NOT_FOUND"
-MAILBOX_UNAVAILABLE = "MAILBOX_UNAVAILABLE"
+# The refusals, from the one vocabulary (models/failures.py), as the strings they are stored as.
+PERMISSION_DENIED = FailureCode.PERMISSION_DENIED.value
+ROTATION_EMPTY = FailureCode.ROTATION_EMPTY.value
+ALL_AT_CAP = FailureCode.ALL_AT_CAP.value
+NO_ELIGIBLE_MAILBOX = FailureCode.NO_ELIGIBLE_MAILBOX.value
+ROTATION_DELETED = FailureCode.ROTATION_DELETED.value
+MAILBOX_NOT_FOUND = FailureCode.MAILBOX_NOT_FOUND.value
+MAILBOX_UNAVAILABLE = FailureCode.MAILBOX_UNAVAILABLE.value
 
 
 class NoSender(Exception):

@@ -147,3 +147,15 @@ def test_odd_contact_properties_are_left_out_not_refused(world, post):
     assert post(_payload(world, object=obj)).status_code == 200
     row = Enrollment.query.one()
     assert (row.contact_name, row.contact_email) == (None, None)
+
+
+def test_a_job_per_contact_left_in_redis_by_the_old_pipeline_asks_for_the_drain(world, post, redis):
+    from autoseq.jobs.enrollments import enroll_contact
+
+    assert post(_payload(world)).status_code == 200
+    row = Enrollment.query.one()
+    redis.delete(f"autoseq:enrollment-drain:{world.workspace_id}")  # as after the deploy
+    get_queue("enrollments", redis).empty()
+    assert enroll_contact(row.id) is True
+    drain = enrollment_service.drain_pending(world.workspace_id)
+    assert drain and get_queue("enrollments", redis).job_ids == [drain]

@@ -17,6 +17,7 @@ from ...extensions import db
 from ...hubspot import errors
 from ...models import Enrollment, EnrollmentStatus
 from ...models.base import utcnow
+from ...models.failures import FailureCode
 from .outcome import output_fields
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ def _pending(workspace_id: int):
         Enrollment.finished_at.is_not(None),
         Enrollment.callback_completed_at.is_(None),
         Enrollment.callback_error.is_(None),
-        db.or_(Enrollment.failure_code.is_(None), Enrollment.failure_code != "NEEDS_RECONNECT"),
+        db.or_(
+            Enrollment.failure_code.is_(None),
+            Enrollment.failure_code != FailureCode.NEEDS_RECONNECT,
+        ),
     )
 
 
@@ -148,6 +152,6 @@ def callback_state(row: Enrollment) -> str:
         return "refused"
     if row.status == EnrollmentStatus.QUEUED:
         return "pending"
-    if row.failure_code == "NEEDS_RECONNECT":
+    if row.failure_code == FailureCode.NEEDS_RECONNECT:
         return "not_sent"
     return "pending"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from ...extensions import db
 from ...hubspot import errors
 from ...models import Enrollment, EnrollmentStatus, SendMode, Sequence
+from ...models.failures import FailureCode
 from .. import senders
 from .outcome import REASONS, finish
 
@@ -42,13 +43,13 @@ def deliver(row: Enrollment, client) -> str | None:
         _enroll(row, client)
     except (errors.NeedsReconnect, errors.HubSpotAuthError):
         db.session.rollback()
-        finish(row, "failed", "NEEDS_RECONNECT")
+        finish(row, "failed", FailureCode.NEEDS_RECONNECT)
     except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
         db.session.rollback()
         if isinstance(exc, errors.RateLimited) and _is_daily(exc):
-            finish(row, "failed", "DAILY_LIMIT")
+            finish(row, "failed", FailureCode.DAILY_LIMIT)
         elif final_retry(row):
-            finish(row, "failed", "HUBSPOT_UNAVAILABLE")
+            finish(row, "failed", FailureCode.HUBSPOT_UNAVAILABLE)
         else:
             raise Transient(str(exc)) from exc
     return row.outcome
@@ -56,7 +57,7 @@ def deliver(row: Enrollment, client) -> str | None:
 
 def fail_unreachable(row: Enrollment) -> None:
     """The workspace's connection needs reconnecting: the row fails without a call."""
-    finish(row, "failed", "NEEDS_RECONNECT")
+    finish(row, "failed", FailureCode.NEEDS_RECONNECT)
 
 
 def _sub_category(exc) -> str | None:
@@ -89,11 +90,11 @@ def _sequence(row: Enrollment) -> Sequence | None:
 def _unsendable(row: Enrollment, sequence: Sequence | None) -> str | None:
     """Why the row can never be sent (a failure code), or None."""
     if sequence is None or sequence.removed_at is not None:
-        return "SEQUENCE_NOT_FOUND"
+        return FailureCode.SEQUENCE_NOT_FOUND
     if row.send_mode == SendMode.MAILBOX and row.mailbox_id is None:
-        return "MAILBOX_NOT_FOUND"
+        return FailureCode.MAILBOX_NOT_FOUND
     if row.send_mode == SendMode.ROTATION and row.rotation_id is None:
-        return "ROTATION_NOT_FOUND"
+        return FailureCode.ROTATION_NOT_FOUND
     return None
 
 
@@ -156,19 +157,19 @@ def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
     """HubSpot refused the enrollment: fail over, recognise our own earlier success, or fail."""
     code = _sub_category(exc)
     if code is None and getattr(exc, "status", None) == 404:
-        code = "SEQUENCE_NOT_FOUND"
-    if code == "NO_CONNECTED_INBOX":
+        code = FailureCode.SEQUENCE_NOT_FOUND
+    if code == FailureCode.NO_CONNECTED_INBOX:
         senders.mark_disconnected(choice.mailbox.id, getattr(exc, "message", str(exc)))
         if row.send_mode == SendMode.ROTATION and not excluded:
             excluded.append(choice.mailbox.id)
             return True  # fail over to the next mailbox of the rotation, once
-    if code == "ALREADY_ENROLLED":
+    if code == FailureCode.ALREADY_ENROLLED:
         # A retried POST (ours or the transport's) may have enrolled it already.
         if not _already_in_sequence(row, client):
             finish(row, "already_enrolled", code)
         return False
     reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
-    finish(row, "failed", code or "HUBSPOT_ERROR", reason)
+    finish(row, "failed", code or FailureCode.HUBSPOT_ERROR, reason)
     return False
 
 

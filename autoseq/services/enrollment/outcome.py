@@ -12,29 +12,30 @@ import logging
 from ...extensions import db
 from ...models import Enrollment, EnrollmentStatus
 from ...models.base import utcnow
+from ...models.failures import FailureCode
 
 log = logging.getLogger(__name__)
 
-# HubSpot's refusals (subCategory) and ours, as the workflow history shows them.
+# The failure codes (models/failures.py) as the workflow history shows them.
 REASONS = {
-    "SEQUENCE_NOT_FOUND": "Sequence not found",
-    "ALREADY_ENROLLED": "Contact is already enrolled in a sequence",
-    "UNSUBSCRIBED": "Contact has unsubscribed from email",
-    "UNSUBSCRIBED_PERSONAL": "Contact has unsubscribed from the sender's emails",
-    "BOUNCED": "Contact's email address has bounced",
-    "BLOCKED_ADDRESS": "Contact's email address is blocked",
-    "BLOCKED_DOMAIN": "Contact's email domain is blocked",
-    "PREVIOUSLY_MARKED_AS_SPAM": "Contact previously marked email as spam",
-    "OTHER_SEND_REJECTED": "HubSpot rejected the send",
-    "PERMISSION_DENIED": "Permission denied",
-    "NO_CONNECTED_INBOX": "The mailbox is not connected in HubSpot",
-    "SEND_LIMIT_EXCEEDED": "The mailbox reached its daily sending limit",
-    "CONTACT_NOT_FOUND": "Contact not found",
-    "NEEDS_RECONNECT": "HubSpot connection needs reconnecting",
-    "HUBSPOT_UNAVAILABLE": "HubSpot was unavailable; gave up after retries",
-    "DAILY_LIMIT": "HubSpot's daily API limit was reached",
-    "MAILBOX_NOT_FOUND": "Mailbox not found",
-    "ROTATION_NOT_FOUND": "Rotation not found",
+    FailureCode.SEQUENCE_NOT_FOUND: "Sequence not found",
+    FailureCode.ALREADY_ENROLLED: "Contact is already enrolled in a sequence",
+    FailureCode.UNSUBSCRIBED: "Contact has unsubscribed from email",
+    FailureCode.UNSUBSCRIBED_PERSONAL: "Contact has unsubscribed from the sender's emails",
+    FailureCode.BOUNCED: "Contact's email address has bounced",
+    FailureCode.BLOCKED_ADDRESS: "Contact's email address is blocked",
+    FailureCode.BLOCKED_DOMAIN: "Contact's email domain is blocked",
+    FailureCode.PREVIOUSLY_MARKED_AS_SPAM: "Contact previously marked email as spam",
+    FailureCode.OTHER_SEND_REJECTED: "HubSpot rejected the send",
+    FailureCode.PERMISSION_DENIED: "Permission denied",
+    FailureCode.NO_CONNECTED_INBOX: "The mailbox is not connected in HubSpot",
+    FailureCode.SEND_LIMIT_EXCEEDED: "The mailbox reached its daily sending limit",
+    FailureCode.CONTACT_NOT_FOUND: "Contact not found",
+    FailureCode.NEEDS_RECONNECT: "HubSpot connection needs reconnecting",
+    FailureCode.HUBSPOT_UNAVAILABLE: "HubSpot was unavailable; gave up after retries",
+    FailureCode.DAILY_LIMIT: "HubSpot's daily API limit was reached",
+    FailureCode.MAILBOX_NOT_FOUND: "Mailbox not found",
+    FailureCode.ROTATION_NOT_FOUND: "Rotation not found",
 }
 
 
@@ -45,7 +46,7 @@ def finish(row: Enrollment, outcome: str, code: str | None = None, reason: str |
     row.status = (
         EnrollmentStatus.ENROLLED.value if outcome == "enrolled" else EnrollmentStatus.FAILED.value
     )
-    row.failure_code = code
+    row.failure_code = None if code is None else str(code)  # FailureCode, or HubSpot's own
     row.failure_reason = reason if reason is not None else (REASONS.get(code) if code else None)
     row.finished_at = utcnow()
     row.job_id = None

@@ -32,6 +32,7 @@ from ...hubspot import errors, ratelimit
 from ...hubspot.ratelimit import RateLimiter
 from ...models import Enrollment, EnrollmentStatus, Sequence, Workspace
 from ...models.base import utcnow
+from ...models.failures import FailureCode
 from . import callbacks, delivery
 
 log = logging.getLogger(__name__)
@@ -413,7 +414,10 @@ def _workspaces_with_work() -> list[int]:
         Enrollment.finished_at.is_not(None),
         Enrollment.callback_completed_at.is_(None),
         Enrollment.callback_error.is_(None),
-        db.or_(Enrollment.failure_code.is_(None), Enrollment.failure_code != "NEEDS_RECONNECT"),
+        db.or_(
+            Enrollment.failure_code.is_(None),
+            Enrollment.failure_code != FailureCode.NEEDS_RECONNECT,
+        ),
         Enrollment.finished_at > horizon,
     )
     return sorted(set(db.session.scalars(db.union(queued, uncompleted)).all()))
