@@ -35,6 +35,14 @@ PERIODIC_JOBS: list[PeriodicJob] = [
         at_front=True,
     ),
     PeriodicJob("sync-tick", "autoseq.jobs.sync.sync_due_workspaces", interval=3600),
+    # On the enrollment workers' queue, at the front: the sync workers may all be busy (or dead).
+    PeriodicJob(
+        "recover-syncs",
+        "autoseq.jobs.sync.recover_interrupted_syncs",
+        interval=30,
+        queue="enrollments",
+        at_front=True,
+    ),
 ]
 
 

@@ -29,6 +29,12 @@ def sync_workspace(workspace_id: int, trigger: str = "manual", sync_run_id: int 
     return run.id if run is not None else None
 
 
+def recover_interrupted_syncs() -> list[int]:
+    """Periodic (every 30 s): a sync whose worker died is failed and asked for again, so it
+    finishes within about a minute of the crash (the worker's heartbeat stops after 15 s)."""
+    return [run.id for run in sync_service.recover_interrupted()]
+
+
 def sync_due_workspaces(limit: int | None = None) -> list[int]:
     """The hourly tick: request a sync of every connected workspace not synced for 24 h.
 

@@ -133,15 +133,14 @@ def _kill_tree(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world, app, run_jobs):
-    contact = world.contacts(1)[0]
-    [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
-    world.admin.faults(latency_ms=1500)  # the enroll call is slow: time to kill the worker
-    proc = subprocess.Popen(
+def _start_worker(app, *queues: str) -> subprocess.Popen:
+    """A real worker process on ``queues`` (default: enrollments), for a test to kill."""
+    return subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).with_name("worker_proc.py")),
             json.dumps(_worker_config(app)),
+            *queues,
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -149,6 +148,13 @@ def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def test_a_worker_killed_after_calling_hubspot_still_enrolls_exactly_once(world, app, run_jobs):
+    contact = world.contacts(1)[0]
+    [cb] = world.fire([contact], world.direct("team", "ada@acme.test"))
+    world.admin.faults(latency_ms=1500)  # the enroll call is slow: time to kill the worker
+    proc = _start_worker(app)
     enroll_key = "POST /automation/sequences/2026-03/enrollments"
     try:
         assert wait_until(lambda: world.admin.stats()["by_path"].get(enroll_key), timeout=30)
@@ -239,3 +245,62 @@ def test_retries_are_not_stranded_when_no_worker_runs_rqs_scheduler(world, app, 
     work()
     assert world.outputs(cb)["enrollment_status"] == "enrolled"
     assert world.row(cb).attempts == 2
+
+
+def test_a_stale_dropdown_offers_a_new_sequence_within_a_minute_though_its_sync_worker_dies(
+    world, app, run_jobs
+):
+    """Issue 16: the workflow editor's dropdown asks for a background sync; the worker running it
+    is killed mid-sync; the periodic recovery asks again and the new sequence is offered."""
+    from autoseq.extensions import db
+    from autoseq.jobs.sync import recover_interrupted_syncs
+    from autoseq.models import SyncRun
+    from autoseq.models.base import utcnow
+
+    from .test_options import options
+
+    world.state.add_sequence(world.portal, "Made in HubSpot meanwhile", world.users["ada"].id)
+    for run in db.session.scalars(db.select(SyncRun)):  # the last sync was an hour ago
+        run.finished_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    world.admin.faults(latency_ms=1000)  # a slow HubSpot: time to kill the sync mid-way
+
+    asked = time.monotonic()
+    assert "Made in HubSpot meanwhile" not in [
+        o["label"] for o in options(world, "sequence")["options"]
+    ]
+    [stale] = db.session.scalars(db.select(SyncRun).filter_by(trigger="stale")).all()
+    proc = _start_worker(app, "sync")
+
+    def running() -> bool:
+        db.session.expire_all()
+        return db.session.get(SyncRun, stale.id).status == "running"
+
+    try:
+        assert wait_until(running, timeout=30)
+    finally:
+        _kill_tree(proc.pid)
+        proc.wait(10)
+    world.admin.faults(latency_ms=0)
+
+    # The periodic recovery (every 30 s) fails the run once its worker's heartbeat has stopped
+    # (15 s) and asks for the sync again; until then the run is left alone.
+    again: list[int] = []
+    while not again:
+        assert time.monotonic() - asked < 60, "the interrupted sync was not asked for again"
+        again = recover_interrupted_syncs()
+        if not again:
+            time.sleep(2)
+    db.session.expire_all()
+    assert db.session.get(SyncRun, stale.id).status == "failed"
+    [new_run] = again
+    assert db.session.get(SyncRun, new_run).trigger == "stale"
+    run_jobs()
+    db.session.expire_all()
+    finished = db.session.get(SyncRun, new_run)
+    assert (finished.status, finished.error) == ("succeeded", None)
+    labels = [o["label"] for o in options(world, "sequence")["options"]]
+    assert "Made in HubSpot meanwhile" in labels
+    seconds = time.monotonic() - asked
+    print(f"new sequence offered {seconds:.1f} s after the editor asked, its sync worker killed")
+    assert seconds < 60

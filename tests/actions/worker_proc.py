@@ -1,4 +1,5 @@
-"""A real AutoSeq worker in its own process (tests kill it): ``python worker_proc.py '<json>'``.
+"""A real AutoSeq worker in its own process (tests kill it):
+``python worker_proc.py '<json>' [queue ...]`` (default: the enrollments queue).
 
 The JSON holds the app config overrides of the test's app, so the worker sees the same database,
 Redis and HubSpot sandbox.
@@ -21,7 +22,8 @@ def main() -> None:
             config[key] = tuple(value) if key != "TOKEN_ENCRYPTION_KEYS" else value
     app = create_app(config)
     connection = app.extensions["redis"]
-    worker = AutoSeqWorker([get_queue("enrollments", connection)], connection=connection)
+    names = sys.argv[2:] or ["enrollments"]
+    worker = AutoSeqWorker([get_queue(n, connection) for n in names], connection=connection)
     worker.app = app
     worker.work(burst=True)
 

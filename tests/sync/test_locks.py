@@ -39,3 +39,56 @@ def test_a_run_whose_job_vanished_is_failed_and_a_new_one_starts(app, workspace)
     assert ghost.status == "failed" and "interrupted" in ghost.error
     job = get_queue("sync").fetch_job(run.job_id)
     assert job.timeout == app.config["SYNC_JOB_TIMEOUT"]
+
+
+def _ghost(workspace_id, trigger="stale"):
+    """A run "running" whose job is gone (its worker was killed), the workspace's only one."""
+    from autoseq.extensions import db
+    from autoseq.models import SyncRun
+    from autoseq.models.base import utcnow
+
+    for run in db.session.scalars(db.select(SyncRun).filter_by(workspace_id=workspace_id)):
+        run.status, run.finished_at = "succeeded", utcnow()
+    ghost = SyncRun(workspace_id=workspace_id, trigger=trigger, status="running", job_id="gone")
+    db.session.add(ghost)
+    db.session.commit()
+    return ghost
+
+
+def test_an_interrupted_sync_is_asked_for_again_and_its_lock_freed(connected_workspace, redis):
+    from autoseq.extensions import db
+    from autoseq.services.sync import INTERRUPTED, _RedisLock, recover_interrupted
+
+    ghost = _ghost(connected_workspace.id)
+    key = f"autoseq:sync:{connected_workspace.id}:running"
+    assert _RedisLock(key, 600, token=f"run-{ghost.id}").acquire()  # left by the killed worker
+    [again] = recover_interrupted()
+    db.session.refresh(ghost)
+    assert (ghost.status, ghost.error) == ("failed", INTERRUPTED)
+    assert (again.trigger, again.status) == ("stale", "queued")
+    assert redis.get(key) is None  # the dead run's lock is gone; the new run can take it
+    assert recover_interrupted() == []  # the new run is queued and alive: left alone
+
+
+def test_a_workspace_whose_syncs_keep_dying_waits_for_its_daily_sync(connected_workspace):
+    from autoseq.extensions import db
+    from autoseq.models import SyncRun
+    from autoseq.models.base import utcnow
+    from autoseq.services.sync import INTERRUPTED, recover_interrupted
+
+    for _ in range(3):
+        db.session.add(
+            SyncRun(
+                workspace_id=connected_workspace.id,
+                trigger="daily",
+                status="failed",
+                error=INTERRUPTED,
+                finished_at=utcnow(),
+            )
+        )
+    ghost = _ghost(connected_workspace.id, "daily")
+    assert recover_interrupted() == []
+    db.session.refresh(ghost)
+    assert ghost.status == "failed"
+    active = db.select(SyncRun).where(SyncRun.status.in_(("queued", "running")))
+    assert db.session.scalars(active).all() == []

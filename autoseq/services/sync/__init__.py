@@ -45,6 +45,7 @@ from .records import (  # noqa: F401 (re-exported: sync.<name>)
 )
 from .runs import (  # noqa: F401
     ACTIVE_STATUSES,
+    INTERRUPTED,
     REQUEST_LOCK_TTL,
     RUN_LOCK_TTL,
     STALE_CHECK_TTL,
@@ -57,6 +58,7 @@ from .runs import (  # noqa: F401
     due_workspaces,
     job_id_for,
     last_success,
+    recover_interrupted,
     request_due_syncs,
     request_if_stale,
     request_sync,

@@ -41,6 +41,8 @@ RUN_LOCK_TTL = 10 * 60
 REQUEST_LOCK_TTL = 10
 STALE_CHECK_TTL = 60
 ACTIVE_STATUSES = (SyncStatus.QUEUED.value, SyncStatus.RUNNING.value)
+INTERRUPTED = "The sync was interrupted before it finished."
+RECOVER_LIMIT = 3  # interrupted syncs a day before a workspace waits for its daily sync
 
 
 class SyncBusy(Exception):
@@ -83,9 +85,55 @@ def check_run(run: SyncRun) -> SyncRun:
     if not run.is_finished and _is_dead(run):
         db.session.refresh(run)
         if not run.is_finished:
-            _finish(run, SyncStatus.FAILED, "The sync was interrupted before it finished.")
+            _finish(run, SyncStatus.FAILED, INTERRUPTED)
             db.session.commit()
+            # A worker killed mid-sync leaves the workspace's running lock behind for up to
+            # RUN_LOCK_TTL; it is this run's (its token says so), so the next sync need not wait.
+            _RedisLock(_run_lock_key(run.workspace_id), RUN_LOCK_TTL, _run_token(run.id)).release()
     return run
+
+
+def _run_token(sync_run_id: int | None) -> str | None:
+    """The running lock's token of a run: known to whoever later finds the run dead."""
+    return f"run-{sync_run_id}" if sync_run_id else None
+
+
+def recover_interrupted(now: datetime | None = None) -> list[SyncRun]:
+    """Fail every queued/running sync whose worker died and ask again for each (periodic).
+
+    Without it a sync a killed worker dropped would stay "running" until someone looked at it
+    (and, unlooked at, keep its workspace out of the daily tick): the dropdown's stale sync, say,
+    would bring a new sequence only after the next check a minute later. A workspace whose syncs
+    were interrupted RECOVER_LIMIT times in a day waits for its next daily sync instead, so a
+    sync that kills its worker (one too large for its memory, say) is not run in a loop.
+    """
+    now = now or utcnow()
+    asked = []
+    active = db.session.scalars(db.select(SyncRun).where(SyncRun.status.in_(ACTIVE_STATUSES)))
+    for run in active.all():
+        if check_run(run).status != SyncStatus.FAILED.value:
+            continue
+        interrupted = db.session.scalar(
+            db.select(db.func.count())
+            .select_from(SyncRun)
+            .where(
+                SyncRun.workspace_id == run.workspace_id,
+                SyncRun.error == INTERRUPTED,
+                SyncRun.finished_at > now - timedelta(days=1),
+            )
+        )
+        connection = db.session.scalar(
+            db.select(HubSpotConnection).filter_by(workspace_id=run.workspace_id)
+        )
+        if interrupted > RECOVER_LIMIT or connection is None or not connection.is_connected:
+            log.warning("sync run %s was interrupted; not asked again", run.id)
+            continue
+        try:
+            asked.append(request_sync(run.workspace_id, run.trigger, wait=0))
+        except SyncBusy:
+            continue  # someone is asking for it at this very moment
+        log.warning("sync run %s was interrupted; asked again as run %s", run.id, asked[-1].id)
+    return asked
 
 
 def _is_dead(run: SyncRun) -> bool:
@@ -200,7 +248,7 @@ def run_sync(
     """
     from ...hubspot.errors import HubSpotAuthError, HubSpotError, NeedsReconnect
 
-    lock = _RedisLock(_run_lock_key(workspace_id), RUN_LOCK_TTL)
+    lock = _RedisLock(_run_lock_key(workspace_id), RUN_LOCK_TTL, token=_run_token(sync_run_id))
     run = db.session.get(SyncRun, sync_run_id) if sync_run_id else None
     if run is not None and run.workspace_id != workspace_id:
         raise ValueError(f"sync run {sync_run_id} is not of workspace {workspace_id}")
