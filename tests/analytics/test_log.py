@@ -101,3 +101,15 @@ def test_htmx_log_request_gets_the_fragment(logged_in, workspace, make_enrollmen
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<html" not in html and ">Contact 4243<" in html and 'hx-push-url="true"' in html
+
+
+def test_a_refused_callback_shows_in_the_log_and_the_export(logged_in, workspace, make_enrollment):
+    make_enrollment(workspace, contact_id="5151", callback_error="CALLBACK_EXPIRED: too late")
+    make_enrollment(workspace, contact_id="5252")
+    html = logged_in.get(f"/w/{workspace.id}/analytics/log").get_data(as_text=True)
+    assert html.count("callback failed") == 1
+    assert "HubSpot refused the workflow's callback: CALLBACK_EXPIRED: too late" in html
+    csv_text = logged_in.get(f"/w/{workspace.id}/analytics/export.csv").get_data(as_text=True)
+    header, *rows = [line.split(",") for line in csv_text.strip().splitlines()]
+    errors = {r[header.index("contact_id")]: r[header.index("callback_error")] for r in rows}
+    assert errors == {"5151": "CALLBACK_EXPIRED: too late", "5252": ""}

@@ -32,6 +32,7 @@ EXPORT_HEADER = (
     "outcome",
     "failure_code",
     "failure_reason",
+    "callback_error",
     "attempts",
     "finished_at",
 )
@@ -79,6 +80,7 @@ def export_rows(filters: Filters) -> Iterator[str]:
             Enrollment.outcome,
             Enrollment.failure_code,
             Enrollment.failure_reason,
+            Enrollment.callback_error,
             Enrollment.attempts,
             Enrollment.finished_at,
         )
@@ -107,6 +109,7 @@ def export_rows(filters: Filters) -> Iterator[str]:
                         csv_safe(r.outcome),
                         csv_safe(r.failure_code),
                         csv_safe(r.failure_reason),
+                        csv_safe(r.callback_error),
                         r.attempts,
                         r.finished_at.astimezone(tz).isoformat() if r.finished_at else "",
                     ]

@@ -67,6 +67,7 @@ LOG_COLUMNS = (
     Enrollment.outcome,
     Enrollment.failure_code,
     Enrollment.failure_reason,
+    Enrollment.callback_error,
     Enrollment.attempts,
     Enrollment.finished_at,
 )
