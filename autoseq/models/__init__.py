@@ -1,7 +1,13 @@
 """The models, one module per aggregate; imported here so Alembic and the app see them all."""
 
 from .accounts import Membership, Role, User, Workspace
-from .enrollments import Enrollment, EnrollmentStatus, SendMode
+from .enrollments import (
+    Enrollment,
+    EnrollmentStatus,
+    ExecutionStatus,
+    RecordExecution,
+    SendMode,
+)
 from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
 from .mailboxes import (
     DEFAULT_DAILY_CAP,
@@ -24,6 +30,8 @@ __all__ = [
     "ConnectionStatus",
     "Enrollment",
     "EnrollmentStatus",
+    "ExecutionStatus",
+    "RecordExecution",
     "Heartbeat",
     "HubSpotConnection",
     "HubSpotUser",

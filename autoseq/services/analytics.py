@@ -830,6 +830,9 @@ LOG_COLUMNS = (
     Enrollment.failure_reason,
     Enrollment.attempts,
     Enrollment.finished_at,
+    Enrollment.record_type,
+    Enrollment.record_id,
+    Enrollment.record_name,
 )
 
 
