@@ -367,6 +367,7 @@ def _fail_unreachable(workspace_id: int, job_id: str) -> DrainReport:
         for row in rows:
             delivery.fail_unreachable(row)
             report.enrolled += 1
+    records.settle(workspace_id)
     _marker(workspace_id, job_id).release()
     return report
 
