@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from sqlalchemy import func
 
 from ..extensions import db
@@ -566,7 +567,7 @@ def association_label_options(workspace_id: int, object_type_id, q: str | None) 
     try:
         with connections.for_workspace(workspace_id) as client:
             labels = client.association_labels(object_type)
-    except HubSpotError as exc:
+    except (HubSpotError, RedisError) as exc:
         log.warning("association labels of workspace %s: %s", workspace_id, exc)
         return {"options": [], "searchable": False}
     options = []
