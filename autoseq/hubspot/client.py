@@ -28,7 +28,7 @@ from . import oauth
 from .errors import HubSpotAuthError, HubSpotClientError, HubSpotError, NeedsReconnect
 from .http import Transport
 from .store import StoredTokens, TokenStore
-from .versions import CALLBACKS_API, SEQUENCES_API
+from .versions import ASSOCIATIONS_API, CALLBACKS_API, CRM_OBJECTS_API, SEQUENCES_API
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,21 @@ class HubSpotClient:
             if exc.status == 404:
                 return None
             raise
+
+    def iter_associated_contacts(self, object_type: str, object_id) -> Iterator[dict]:
+        """The contacts associated with a deal, company or ticket (``object_type``: ``deals``,
+        ``companies``, ``tickets``), in association order: ``{"toObjectId": "123",
+        "associationTypes": [{"category", "typeId", "label"}]}`` (``MultiAssociatedObjectWith
+        Label``); scope: the from-type's read scope (403 ``MISSING_SCOPES`` without it)."""
+        return self.paginate(
+            f"{CRM_OBJECTS_API}/{object_type}/{object_id}/associations/contacts", limit=500
+        )
+
+    def association_labels(self, object_type: str) -> list[dict]:
+        """The association types from ``object_type`` to contacts: ``{"category", "typeId",
+        "label"}`` (``label`` None for HubSpot's unlabeled type)."""
+        body = self.get(f"{ASSOCIATIONS_API}/{object_type}/contacts/labels") or {}
+        return list(body.get("results") or [])
 
     def complete_callback(self, callback_id: str, output_fields: dict) -> None:
         """Complete one blocked workflow action execution.

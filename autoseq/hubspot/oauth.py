@@ -39,6 +39,15 @@ SCOPES = (
     "crm.objects.contacts.read",
     "oauth",
 )
+# Asked as optional scopes (``optional_scope``): a portal may install without them; a deal,
+# company or ticket workflow's execution then fails with "reconnect to grant ..." (the scope of
+# the record type's associations).
+RECORD_SCOPES = {
+    "DEAL": "crm.objects.deals.read",
+    "COMPANY": "crm.objects.companies.read",
+    "TICKET": "tickets",
+}
+OPTIONAL_SCOPES = tuple(RECORD_SCOPES.values())
 
 
 class InvalidGrant(HubSpotClientError):
@@ -78,6 +87,7 @@ def authorize_url(config, state: str) -> str:
         "client_id": config["HUBSPOT_CLIENT_ID"] or "",
         "redirect_uri": redirect_uri(config),
         "scope": " ".join(SCOPES),
+        "optional_scope": " ".join(OPTIONAL_SCOPES),
         "state": state,
     }
     return config["HUBSPOT_AUTHORIZE_URL"] + "?" + urlencode(params)

@@ -12,6 +12,10 @@ repository ``api-evangelist/hubspot``, folder ``openapi/_original/``):
 - Workflow action definitions and callbacks: ``hubspot-automation-actions-v4-openapi.json``
   (info.version ``2026-09``): ``/automation/actions/2026-09/{appId}`` (OAuth scope
   ``developers-write``) and ``/automation/actions/callbacks/2026-09/...`` (scope ``automation``).
+- Associations (v4 semantics, labels): ``hubspot-crm-associations-openapi.json`` (``2026-03``):
+  ``GET /crm/objects/2026-03/{objectType}/{objectId}/associations/{toObjectType}`` (paged,
+  ``toObjectId`` a string, ``associationTypes`` with labels) and ``GET
+  /crm/associations/2026-03/{from}/{to}/labels``; scope: the from-type's read scope.
 """
 
 from __future__ import annotations
@@ -25,3 +29,6 @@ CALLBACKS_API = "/automation/actions/callbacks/2026-09"
 # (``?hapikey=``): the dated path takes a developer OAuth token only (security ``oauth2``
 # ``developers-write`` in the spec above).
 LEGACY_ACTIONS_API = "/automation/v4/actions"
+
+CRM_OBJECTS_API = "/crm/objects/2026-03"
+ASSOCIATIONS_API = "/crm/associations/2026-03"

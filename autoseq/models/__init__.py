@@ -2,7 +2,13 @@
 
 from .accounts import Membership, Role, User, Workspace
 from .analytics import Dim, EnrollmentRollup, RollupGrain
-from .enrollments import Enrollment, EnrollmentStatus, SendMode
+from .enrollments import (
+    Enrollment,
+    EnrollmentStatus,
+    ExecutionStatus,
+    RecordExecution,
+    SendMode,
+)
 from .failures import FailureCode
 from .hubspot import ConnectionStatus, HubSpotConnection, HubSpotUser, PublishedAction
 from .mailboxes import (
@@ -30,6 +36,8 @@ __all__ = [
     "Enrollment",
     "FailureCode",
     "EnrollmentStatus",
+    "ExecutionStatus",
+    "RecordExecution",
     "Heartbeat",
     "HubSpotConnection",
     "HubSpotUser",

@@ -147,3 +147,77 @@ class Enrollment(db.Model):
 
     mailbox = relationship("Mailbox")
     rotation = relationship("Rotation")
+
+    # A deal, company or ticket workflow's execution enrolls one row per chosen contact under a
+    # RecordExecution (whose callback id is HubSpot's); None for a contact workflow's execution.
+    execution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("record_executions.id", ondelete="CASCADE"), index=True
+    )
+    # The record the enrollment came from (deal, company or ticket), for analytics and the log.
+    record_type: Mapped[str | None] = mapped_column(String(16))
+    record_id: Mapped[str | None] = mapped_column(String(32))
+    record_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class ExecutionStatus(enum.StrEnum):
+    QUEUED = "queued"  # its contacts not read yet
+    EXPANDED = "expanded"  # one enrollment row per chosen contact, some still queued
+    FINISHED = "finished"  # every row has an outcome (or none could be made): callback due
+
+
+class RecordExecution(db.Model):
+    """One execution of the action in a deal, company or ticket workflow (one per callback id).
+
+    The drain reads the record's associated contacts once (``status`` queued -> expanded, in the
+    transaction that inserts the child enrollment rows), enrolls each through the ordinary rows,
+    then finishes the execution with counts and completes HubSpot's callback once.
+    """
+
+    __tablename__ = "record_executions"
+    __table_args__ = (
+        Index("ix_record_executions_ws_status", "workspace_id", "status"),
+        Index(
+            "ix_record_executions_callbacks_due",
+            "workspace_id",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
+            sqlite_where=text("finished_at IS NOT NULL AND callback_completed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    callback_id: Mapped[str] = mapped_column(String(128), unique=True)
+    portal_id: Mapped[int] = mapped_column(BigInteger)
+    workflow_id: Mapped[str | None] = mapped_column(String(32))
+    action_definition_id: Mapped[str | None] = mapped_column(String(64))
+    record_type: Mapped[str] = mapped_column(String(16))  # DEAL, COMPANY or TICKET
+    record_id: Mapped[str] = mapped_column(String(32))
+    record_name: Mapped[str | None] = mapped_column(String(200))
+    # primary, all or label; the cap of "all"; the label of "label"
+    choose: Mapped[str] = mapped_column(String(16), default="primary")
+    max_contacts: Mapped[int] = mapped_column(Integer, default=10)
+    label: Mapped[str | None] = mapped_column(String(200))
+    sequence_hubspot_id: Mapped[str] = mapped_column(String(32))
+    sequence_name: Mapped[str] = mapped_column(Text, default="")
+    send_mode: Mapped[str] = mapped_column(String(16), default=SendMode.MAILBOX.value)
+    mailbox_ref: Mapped[int | None] = mapped_column(Integer)
+    rotation_ref: Mapped[int | None] = mapped_column(Integer)
+    input_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.QUEUED.value)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # enrolled, already_enrolled or failed: the enrollment_status output
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    enrolled_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    sender_email: Mapped[str | None] = mapped_column(String(254))
+    callback_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -38,3 +38,7 @@ class FailureCode(enum.StrEnum):
     ALL_AT_CAP = "ALL_AT_CAP"
     NO_ELIGIBLE_MAILBOX = "NO_ELIGIBLE_MAILBOX"
     MAILBOX_UNAVAILABLE = "MAILBOX_UNAVAILABLE"
+    # a deal, company or ticket workflow (services/enrollment/records.py)
+    NO_ASSOCIATED_CONTACT = "NO_ASSOCIATED_CONTACT"
+    RECORD_NOT_FOUND = "RECORD_NOT_FOUND"
+    MISSING_SCOPE = "MISSING_SCOPE"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from sqlalchemy import func
 
 from ..extensions import db
@@ -21,6 +23,8 @@ from ..hubspot.versions import ACTIONS_API, LEGACY_ACTIONS_API
 from ..models import HubSpotUser, Mailbox, PublishedAction, Rotation, Sequence
 from ..models.base import utcnow
 from ..models.sequences import sort_key as sequence_sort_key
+
+log = logging.getLogger(__name__)
 
 ACTION_NAME = "Enroll in sequence"
 ENROLL_PATH = "/hubspot/actions/enroll"
@@ -54,6 +58,30 @@ class PublishError(Exception):
 # (``hubspot.automation.actions.models``), which require a few fields the spec leaves optional
 # (``externalOptions``; every field of an ``Option``). tests/actions/test_definition.py checks both.
 CONTACT_PROPERTIES = ("firstname", "lastname", "email")
+# A deal's, company's and ticket's name, sent with a record workflow's execution (analytics and
+# the log show the record an enrollment came from).
+RECORD_NAME_PROPERTIES = ("dealname", "name", "subject")
+OBJECT_TYPES = ("CONTACT", "DEAL", "COMPANY", "TICKET")
+CONTACTS_TO_ENROLL_OPTIONS = (
+    {
+        "label": "The primary contact",
+        "value": "primary",
+        "description": "The contact with the Primary label, else the earliest associated",
+    },
+    {
+        "label": "All associated contacts",
+        "value": "all",
+        "description": "Every associated contact, up to the maximum set below",
+    },
+    {
+        "label": "Contacts with an association label",
+        "value": "label",
+        "description": "The associated contacts carrying the chosen label",
+    },
+)
+COUNT_OUTPUTS = ("enrolled_count", "skipped_count", "failed_count")
+# The workflow's objectTypeId (options requests) -> the associations API's object type.
+OBJECT_TYPE_IDS = {"0-3": "deals", "0-2": "companies", "0-5": "tickets"}
 
 
 def _option(option: dict, order: int) -> dict:
@@ -85,6 +113,21 @@ def _select(name: str, options_url: str | None, required: bool, options=()) -> d
         "typeDefinition": type_definition,
         "supportedValueTypes": ["STATIC_VALUE"],
         "isRequired": required,
+    }
+
+
+def _number(name: str) -> dict:
+    """A number input (``type`` number, ``fieldType`` number)."""
+    return {
+        "typeDefinition": {
+            "name": name,
+            "type": "number",
+            "fieldType": "number",
+            "options": [],
+            "externalOptions": False,
+        },
+        "supportedValueTypes": ["STATIC_VALUE"],
+        "isRequired": False,
     }
 
 
@@ -125,25 +168,34 @@ def build_definition(public_base_url: str) -> dict:
     return {
         "actionUrl": base + ENROLL_PATH,
         "published": True,
-        "objectTypes": ["CONTACT"],
+        "objectTypes": list(OBJECT_TYPES),
         # The enrolled contact's properties HubSpot includes in each execution request
-        # (``PublicObjectRequestOptions``): the address and the name, at no extra call.
-        "objectRequestOptions": {"properties": list(CONTACT_PROPERTIES)},
+        # (``PublicObjectRequestOptions``): the address and the name, at no extra call; in a
+        # deal, company or ticket workflow, the record's name.
+        "objectRequestOptions": {
+            "properties": list(CONTACT_PROPERTIES) + list(RECORD_NAME_PROPERTIES)
+        },
         "inputFields": [
             _select("sequence", options_url, True),
             _select("send_from", None, True, SEND_FROM_OPTIONS),
             _select("mailbox", options_url, False),
             _select("rotation", options_url, False),
+            _select("contacts_to_enroll", None, False, CONTACTS_TO_ENROLL_OPTIONS),
+            _number("max_contacts"),
+            _select("association_label", options_url, False),
         ],
         "inputFieldDependencies": [
             _dependency("send_from", "mailbox", ["mailbox"]),
             _dependency("send_from", "rotation", ["rotation"]),
+            _dependency("contacts_to_enroll", "all", ["max_contacts"]),
+            _dependency("contacts_to_enroll", "label", ["association_label"]),
         ],
         "outputFields": [
             _output("enrollment_status", OUTCOMES),
             _output("failure_reason"),
             _output("sender_email"),
             _output("sequence_name"),
+            *[_output(name) for name in COUNT_OUTPUTS],
         ],
         "executionRules": [
             {"labelName": outcome, "conditions": {"enrollment_status": outcome}}
@@ -163,18 +215,35 @@ def build_definition(public_base_url: str) -> dict:
                     "send_from": "Send from",
                     "mailbox": "Mailbox",
                     "rotation": "Rotation",
+                    "contacts_to_enroll": "Contacts to enroll (deal, company, ticket workflows)",
+                    "max_contacts": "Maximum contacts to enroll",
+                    "association_label": "Association label",
                 },
                 "inputFieldDescriptions": {
                     "sequence": "Sequences synced from HubSpot, with their state.",
                     "send_from": "One mailbox, or a rotation that spreads enrollments.",
                     "mailbox": "Only mailboxes allowed to send the chosen sequence are listed.",
                     "rotation": "Rotations are managed in AutoSeq.",
+                    "contacts_to_enroll": (
+                        "Deal, company and ticket workflows only (a contact workflow enrolls its "
+                        "contact). The primary contact is the associated contact with the "
+                        "Primary label if there is one, else the earliest associated. "
+                        "Default: the primary contact."
+                    ),
+                    "max_contacts": "All associated contacts: at most this many (1 to 100; 10).",
+                    "association_label": (
+                        "The associated contacts carrying this label (at most 100), from the "
+                        "labels of this workflow's object type."
+                    ),
                 },
                 "outputFieldLabels": {
                     "enrollment_status": "Enrollment status",
                     "failure_reason": "Failure reason",
                     "sender_email": "Sender email",
                     "sequence_name": "Sequence name",
+                    "enrolled_count": "Contacts enrolled",
+                    "skipped_count": "Contacts skipped (already in a sequence)",
+                    "failed_count": "Contacts not enrolled (failed)",
                 },
                 "executionRules": {
                     "enrolled": "Enrolled in {{ sequence_name }} from {{ sender_email }}",
@@ -460,11 +529,16 @@ def rotation_options(workspace_id: int, q: str | None, after: str | None) -> dic
     )
 
 
-FIELD_OPTIONS = ("sequence", "mailbox", "rotation", "send_from")
+FIELD_OPTIONS = ("sequence", "mailbox", "rotation", "send_from", "association_label")
 
 
 def field_options(
-    workspace_id: int, field: str, q: str | None, after: str | None, input_fields: dict
+    workspace_id: int,
+    field: str,
+    q: str | None,
+    after: str | None,
+    input_fields: dict,
+    object_type_id=None,
 ) -> dict:
     """Options for one input field of the action (``field`` in :data:`FIELD_OPTIONS`)."""
     if field == "sequence":
@@ -475,4 +549,35 @@ def field_options(
         return rotation_options(workspace_id, q, after)
     if field == "send_from":
         return {"options": list(SEND_FROM_OPTIONS), "searchable": False}
+    if field == "association_label":
+        return association_label_options(workspace_id, object_type_id, q)
     raise ValueError(f"unknown input field {field}")
+
+
+def association_label_options(workspace_id: int, object_type_id, q: str | None) -> dict:
+    """The association labels from the workflow's object type (``objectTypeId`` of the options
+    request: ``0-3`` deals, ``0-2`` companies, ``0-5`` tickets) to contacts, read from HubSpot's
+    labels API through the rate-limited client (one call). Value: the label's type id. A contact
+    workflow, a portal without the scope, or HubSpot unreachable: no options (never an error)."""
+    from . import connections
+
+    object_type = OBJECT_TYPE_IDS.get(str(object_type_id or ""))
+    if object_type is None:
+        return {"options": [], "searchable": False}
+    try:
+        with connections.for_workspace(workspace_id) as client:
+            labels = client.association_labels(object_type)
+    except (HubSpotError, RedisError) as exc:
+        log.warning("association labels of workspace %s: %s", workspace_id, exc)
+        return {"options": [], "searchable": False}
+    options = []
+    for label in labels:
+        text = label.get("label")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        if q and q.lower() not in text.lower():
+            continue
+        options.append(
+            {"label": text.strip()[:200], "value": str(label.get("typeId")), "description": ""}
+        )
+    return {"options": options, "searchable": True}

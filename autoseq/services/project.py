@@ -64,7 +64,7 @@ def app_meta(
             "type": "oauth",
             "redirectUrls": [oauth.redirect_uri(config)],
             "requiredScopes": list(oauth.SCOPES),
-            "optionalScopes": [],
+            "optionalScopes": list(oauth.OPTIONAL_SCOPES),
             "conditionallyRequiredScopes": [],
         },
     }

@@ -46,6 +46,10 @@ HUBSPOT_PAGES = {
     "contact": "/contacts/{portal}/record/0-1/{id}",
     "workflow": "/workflows/{portal}/platform/flow/{id}/edit",
     "sequence": "/sequences/{portal}/sequence/{id}",
+    # the record a deal, company or ticket workflow's enrollment came from
+    "DEAL": "/contacts/{portal}/record/0-3/{id}",
+    "COMPANY": "/contacts/{portal}/record/0-2/{id}",
+    "TICKET": "/contacts/{portal}/record/0-5/{id}",
 }
 
 

@@ -155,7 +155,12 @@ def options_list():
     try:
         workspace_id = enrollment_service.workspace_for_portal(portal_id)
         answer = action_service.field_options(
-            workspace_id, field, q and q.strip(), after, input_fields
+            workspace_id,
+            field,
+            q and q.strip(),
+            after,
+            input_fields,
+            object_type_id=data.get("objectTypeId"),
         )
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))

@@ -75,9 +75,13 @@ def test_the_official_models_accept_the_definition(shown):
         "send_from",
         "mailbox",
         "rotation",
+        "contacts_to_enroll",
+        "max_contacts",
+        "association_label",
     ]
-    assert len(model.output_fields) == 4 and len(model.input_field_dependencies) == 2
-    assert model.object_request_options.properties == ["firstname", "lastname", "email"]
+    assert len(model.output_fields) == 7 and len(model.input_field_dependencies) == 4
+    assert model.object_request_options.properties[:3] == ["firstname", "lastname", "email"]
+    assert model.object_types == ["CONTACT", "DEAL", "COMPANY", "TICKET"]
 
 
 def test_the_official_models_refuse_what_hubspot_refuses(shown):
@@ -132,4 +136,6 @@ def test_every_input_and_output_is_labelled(shown):
 
 
 def test_the_contact_name_and_email_come_with_each_execution(shown):
-    assert shown["objectRequestOptions"] == {"properties": ["firstname", "lastname", "email"]}
+    properties = shown["objectRequestOptions"]["properties"]
+    assert properties[:3] == ["firstname", "lastname", "email"]
+    assert {"dealname", "name", "subject"} <= set(properties)  # a record workflow's record

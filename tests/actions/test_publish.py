@@ -13,11 +13,19 @@ def _definitions(world) -> list[dict]:
 def test_the_published_definition_has_the_contracted_shape(world):
     [definition] = _definitions(world)
     assert definition["id"] == world.definition_id
-    assert definition["objectTypes"] == ["CONTACT"]
+    assert definition["objectTypes"] == ["CONTACT", "DEAL", "COMPANY", "TICKET"]
     assert definition["actionUrl"] == world.url + "/hubspot/actions/enroll"
     fields = {f["typeDefinition"]["name"]: f["typeDefinition"] for f in definition["inputFields"]}
-    assert set(fields) == {"sequence", "send_from", "mailbox", "rotation"}
-    for name in ("sequence", "mailbox", "rotation"):
+    assert set(fields) == {
+        "sequence",
+        "send_from",
+        "mailbox",
+        "rotation",
+        "contacts_to_enroll",
+        "max_contacts",
+        "association_label",
+    }
+    for name in ("sequence", "mailbox", "rotation", "association_label"):
         assert fields[name]["optionsUrl"] == world.url + "/hubspot/actions/options"
         assert (fields[name]["type"], fields[name]["fieldType"]) == ("enumeration", "select")
     assert [o["value"] for o in fields["send_from"]["options"]] == ["mailbox", "rotation"]
@@ -25,10 +33,20 @@ def test_the_published_definition_has_the_contracted_shape(world):
     assert {(d["controllingFieldName"], d["controllingFieldValue"]) for d in dependencies} == {
         ("send_from", "mailbox"),
         ("send_from", "rotation"),
+        ("contacts_to_enroll", "all"),
+        ("contacts_to_enroll", "label"),
     }
     assert all(d["dependencyType"] == "CONDITIONAL_SINGLE_FIELD" for d in dependencies)
     outputs = [f["typeDefinition"]["name"] for f in definition["outputFields"]]
-    assert outputs == ["enrollment_status", "failure_reason", "sender_email", "sequence_name"]
+    assert outputs == [
+        "enrollment_status",
+        "failure_reason",
+        "sender_email",
+        "sequence_name",
+        "enrolled_count",
+        "skipped_count",
+        "failed_count",
+    ]
     labels = definition["labels"]["en"]
     rules = {r["labelName"]: r["conditions"] for r in definition["executionRules"]}
     outcomes = ("enrolled", "already_enrolled", "failed")

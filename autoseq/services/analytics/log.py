@@ -70,6 +70,9 @@ LOG_COLUMNS = (
     Enrollment.callback_error,
     Enrollment.attempts,
     Enrollment.finished_at,
+    Enrollment.record_type,
+    Enrollment.record_id,
+    Enrollment.record_name,
 )
 
 

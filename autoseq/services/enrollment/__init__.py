@@ -7,6 +7,8 @@ Cut along the pipeline's seams:
   portal's rate budget, and the sweep takes back the work of dead drains;
 - :mod:`.delivery` (worker): choose the sender and enroll one claimed row;
 - :mod:`.callbacks` (worker): complete finished executions in HubSpot batch calls;
+- :mod:`.records` (worker): a deal, company or ticket workflow's execution becomes one row per
+  chosen associated contact, and is finished (one callback) once they all are;
 - :mod:`.outcome`: :func:`finish`, the one function through which an outcome changes.
 """
 
@@ -25,7 +27,7 @@ from .intake import (
     record_execution,
     workspace_for_portal,
 )
-from .outcome import REASONS, finish, output_fields
+from .outcome import REASONS, execution_output_fields, finish, finish_execution, output_fields
 from .queueing import (
     DRAIN_FUNC,
     QUEUE,
@@ -58,6 +60,8 @@ __all__ = [
     "drain",
     "drain_pending",
     "enqueue_due_retries",
+    "execution_output_fields",
+    "finish_execution",
     "final_answer",
     "finish",
     "flush_callbacks",

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from ...extensions import db
 from ...hubspot import errors
-from ...models import Enrollment, EnrollmentStatus
+from ...models import Enrollment, EnrollmentStatus, RecordExecution
 from ...models.base import utcnow
 from ...models.failures import FailureCode
-from .outcome import output_fields
+from .outcome import execution_output_fields, output_fields
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,48 @@ class CallbacksTransient(Exception):
     """HubSpot could not take the completions now (5xx, 429): try again on the next run."""
 
 
-def _pending(workspace_id: int):
-    """Finished rows whose callback is still to be completed (and can be)."""
-    return (
-        Enrollment.workspace_id == workspace_id,
-        Enrollment.finished_at.is_not(None),
-        Enrollment.callback_completed_at.is_(None),
-        Enrollment.callback_error.is_(None),
+def _pending(workspace_id: int, model=Enrollment):
+    """Finished rows whose callback is still to be completed (and can be). ``model``: the
+    enrollment rows, or the record executions (whose own rows have no callback of their own)."""
+    conds = (
+        model.workspace_id == workspace_id,
+        model.finished_at.is_not(None),
+        model.callback_completed_at.is_(None),
+        model.callback_error.is_(None),
         db.or_(
-            Enrollment.failure_code.is_(None),
-            Enrollment.failure_code != FailureCode.NEEDS_RECONNECT,
+            model.failure_code.is_(None),
+            model.failure_code != FailureCode.NEEDS_RECONNECT,
         ),
     )
+    if model is Enrollment:
+        conds += (Enrollment.execution_id.is_(None),)
+    return conds
+
+
+def _outputs(row) -> dict:
+    if isinstance(row, RecordExecution):
+        return execution_output_fields(row)
+    return output_fields(row)
+
+
+def _mark_completed(rows) -> None:
+    """Record the completions (not committed). A record execution's rows are completed with it."""
+    for model in (Enrollment, RecordExecution):
+        ids = [row.id for row in rows if isinstance(row, model)]
+        if not ids:
+            continue
+        now = utcnow()
+        db.session.execute(
+            db.update(model)
+            .where(model.id.in_(ids), model.callback_completed_at.is_(None))
+            .values(callback_completed_at=now)
+        )
+        if model is RecordExecution:
+            db.session.execute(
+                db.update(Enrollment)
+                .where(Enrollment.execution_id.in_(ids), Enrollment.callback_completed_at.is_(None))
+                .values(callback_completed_at=now)
+            )
 
 
 @dataclass
@@ -66,14 +96,21 @@ def pending(workspace_id: int) -> Pending:
             *_pending(workspace_id)
         )
     ).one()
-    return Pending(int(count or 0), oldest)
+    more, first = db.session.execute(
+        db.select(db.func.count(), db.func.min(RecordExecution.finished_at)).where(
+            *_pending(workspace_id, RecordExecution)
+        )
+    ).one()
+    if more:
+        oldest = first if oldest is None else min(oldest, first)
+    return Pending(int(count or 0) + int(more or 0), oldest)
 
 
-def _batch(workspace_id: int, after_id: int) -> list[Enrollment]:
+def _batch(workspace_id: int, after_id: int, model=Enrollment) -> list:
     return db.session.scalars(
-        db.select(Enrollment)
-        .where(*_pending(workspace_id), Enrollment.id > after_id)
-        .order_by(Enrollment.id)
+        db.select(model)
+        .where(*_pending(workspace_id, model), model.id > after_id)
+        .order_by(model.id)
         .limit(CALLBACK_BATCH)
     ).all()
 
@@ -84,18 +121,23 @@ def flush(workspace_id: int, client, take_slot=None) -> int:
     ``take_slot()`` is asked before each batch call and may say no (the portal's budget is spent):
     the rest waits for the next run. Raises :class:`CallbacksTransient` on a 5xx or 429.
     """
-    completed, after_id = 0, 0
-    while True:
-        rows = _batch(workspace_id, after_id)
-        if not rows or (take_slot is not None and not take_slot()):
-            return completed
-        after_id = rows[-1].id
-        completed += _send(rows, client)
+    completed = 0
+    for model in (Enrollment, RecordExecution):
+        after_id = 0
+        while True:
+            rows = _batch(workspace_id, after_id, model)
+            if not rows:
+                break
+            if take_slot is not None and not take_slot():
+                return completed
+            after_id = rows[-1].id
+            completed += _send(rows, client)
+    return completed
 
 
 def _send(rows: list[Enrollment], client) -> int:
     try:
-        client.complete_callbacks((row.callback_id, output_fields(row)) for row in rows)
+        client.complete_callbacks((row.callback_id, _outputs(row)) for row in rows)
     except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
         db.session.rollback()
         raise CallbacksTransient(str(exc)) from exc
@@ -106,14 +148,7 @@ def _send(rows: list[Enrollment], client) -> int:
         db.session.rollback()
         log.warning("HubSpot refused a batch of %d completions (%s): one by one", len(rows), exc)
         return sum(complete_one(row, client) for row in rows)
-    db.session.execute(
-        db.update(Enrollment)
-        .where(
-            Enrollment.id.in_([row.id for row in rows]),
-            Enrollment.callback_completed_at.is_(None),
-        )
-        .values(callback_completed_at=utcnow())
-    )
+    _mark_completed(rows)
     db.session.commit()
     return len(rows)
 
@@ -121,7 +156,7 @@ def _send(rows: list[Enrollment], client) -> int:
 def complete_one(row: Enrollment, client) -> bool:
     """Tell HubSpot how one execution went; True once completed. Never re-enrolls."""
     try:
-        client.complete_callback(row.callback_id, output_fields(row))
+        client.complete_callback(row.callback_id, _outputs(row))
     except errors.NeedsReconnect:
         db.session.rollback()
         log.warning("callback %s not completed: connection needs reconnecting", row.callback_id)
@@ -139,6 +174,7 @@ def complete_one(row: Enrollment, client) -> bool:
             db.session.commit()
             return False
     row.callback_completed_at = utcnow()
+    _mark_completed([row])
     db.session.commit()
     return True
 

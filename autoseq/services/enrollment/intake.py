@@ -17,17 +17,25 @@ from ...extensions import db
 from ...models import (
     Enrollment,
     EnrollmentStatus,
+    ExecutionStatus,
     HubSpotConnection,
     Mailbox,
+    RecordExecution,
     Rotation,
     SendMode,
     Sequence,
 )
 from ...models.base import UTCDateTime, utcnow
 from ...models.enrollments import SEQUENCE_NAME_MAX
-from .outcome import output_fields
+from .outcome import execution_output_fields, output_fields
 
 MAX_ID_LENGTH = 128
+RECORD_TYPES = ("DEAL", "COMPANY", "TICKET")
+# The property HubSpot sends with the record (the definition's objectRequestOptions) naming it.
+RECORD_NAME_PROPERTY = {"DEAL": "dealname", "COMPANY": "name", "TICKET": "subject"}
+CHOICES = ("primary", "all", "label")
+DEFAULT_MAX_CONTACTS = 10
+MAX_CONTACTS_CAP = 100
 
 
 class InvalidExecution(ValueError):
@@ -52,6 +60,13 @@ class Execution:
     input_fields: dict = field(default_factory=dict)
     contact_name: str | None = None
     contact_email: str | None = None
+    # A deal, company or ticket workflow's execution: the record, and whom of its contacts to enroll
+    record_type: str | None = None  # DEAL, COMPANY or TICKET; None for a contact workflow
+    record_id: str | None = None
+    record_name: str | None = None
+    choose: str = "primary"
+    max_contacts: int = 10
+    label: str | None = None
 
 
 def _contact_details(obj: dict) -> tuple[str | None, str | None]:
@@ -114,8 +129,9 @@ def parse_execution(data: dict) -> Execution:
     if not isinstance(obj, dict):
         raise InvalidExecution("object is required")
     object_type = obj.get("objectType")
-    if object_type is not None and str(object_type).upper() != "CONTACT":
-        raise InvalidExecution("object.objectType must be CONTACT")
+    object_type = "CONTACT" if object_type is None else str(object_type).upper()
+    if object_type != "CONTACT" and object_type not in RECORD_TYPES:
+        raise InvalidExecution("object.objectType must be CONTACT, DEAL, COMPANY or TICKET")
     contact_id = _id_text(obj.get("objectId"), "object.objectId")
     inputs = data.get("inputFields")
     if not isinstance(inputs, dict):
@@ -138,6 +154,10 @@ def parse_execution(data: dict) -> Execution:
     workflow = context.get("workflowId")
     definition = origin.get("actionDefinitionId")
     contact_name, contact_email = _contact_details(obj)
+    record = {}
+    if object_type in RECORD_TYPES:
+        record = _record_inputs(object_type, contact_id[:32], obj, inputs)
+        contact_id, contact_name, contact_email = "", None, None
     return Execution(
         callback_id=callback_id,
         portal_id=int(portal),
@@ -151,7 +171,36 @@ def parse_execution(data: dict) -> Execution:
         input_fields={k: _value(v) for k, v in inputs.items() if isinstance(k, str)},
         contact_name=contact_name,
         contact_email=contact_email,
+        **record,
     )
+
+
+def _record_inputs(object_type: str, object_id: str, obj: dict, inputs: dict) -> dict:
+    """A record workflow's execution: the record and whom of its contacts to enroll."""
+    props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
+    name = props.get(RECORD_NAME_PROPERTY[object_type])
+    name = " ".join(name.split())[:200] or None if isinstance(name, str) else None
+    choose = (_value(inputs.get("contacts_to_enroll")) or "primary").lower()
+    if choose not in CHOICES:
+        raise InvalidExecution("inputFields.contacts_to_enroll must be primary, all or label")
+    raw_max = _value(inputs.get("max_contacts"))
+    try:
+        max_contacts = int(float(raw_max)) if raw_max is not None else DEFAULT_MAX_CONTACTS
+    except (ValueError, OverflowError):
+        raise InvalidExecution("inputFields.max_contacts must be a number") from None
+    if not 1 <= max_contacts <= MAX_CONTACTS_CAP:
+        raise InvalidExecution(f"inputFields.max_contacts must be 1 to {MAX_CONTACTS_CAP}")
+    label = _value(inputs.get("association_label"))
+    if choose == "label" and not label:
+        raise InvalidExecution("inputFields.association_label is required (contacts by label)")
+    return {
+        "record_type": object_type,
+        "record_id": object_id,
+        "record_name": name,
+        "choose": choose,
+        "max_contacts": max_contacts,
+        "label": label[:200] if label else None,
+    }
 
 
 def workspace_for_portal(portal_id) -> int:
@@ -193,6 +242,10 @@ def _insert_template():
         "mailbox_id": Mailbox.id,
         "rotation_id": Rotation.id,
         "input_fields": bindparam("input_fields", type_=JSON),
+        "execution_id": bindparam("execution_id", type_=Integer),
+        "record_type": bindparam("record_type", type_=String),
+        "record_id": bindparam("record_id", type_=String),
+        "record_name": bindparam("record_name", type_=String),
         "status": bindparam("status", type_=String),
         "attempts": bindparam("attempts", type_=Integer),
         "created_at": bindparam("created_at", type_=UTCDateTime),
@@ -231,9 +284,13 @@ def _insert_template():
     )
 
 
-def _insert_params(execution: Execution) -> dict:
+def _insert_params(execution: Execution, execution_id: int | None = None) -> dict:
     now = utcnow()
     return {
+        "execution_id": execution_id,
+        "record_type": execution.record_type,
+        "record_id": execution.record_id,
+        "record_name": execution.record_name,
         "callback_id": execution.callback_id,
         "portal_id": execution.portal_id,
         "workflow_id": execution.workflow_id,
@@ -263,6 +320,7 @@ class Recorded:
     status: str
     callback_completed_at: datetime | None = None
     failure_code: str | None = None
+    record: bool = False  # a RecordExecution (deal, company or ticket workflow), not a row
 
     @classmethod
     def of(cls, row: Enrollment) -> Recorded:
@@ -282,8 +340,10 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     Created once, found again on a retried delivery (the unique callback id decides, also when
     two deliveries race). The sequence's HubSpot id and name are copied as they are now. A
     removed sequence, a deleted rotation or an unknown mailbox is still recorded: the drain fails it
-    with a readable reason.
+    with a readable reason. A record workflow's execution is recorded as a RecordExecution.
     """
+    if execution.record_type:
+        return _record_record_execution(execution)
     try:
         new = db.session.execute(_insert_template(), _insert_params(execution)).first()
         db.session.commit()
@@ -301,6 +361,90 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     return Recorded(new[0], new[1], execution.callback_id, EnrollmentStatus.QUEUED.value), True
 
 
+def _record_record_execution(execution: Execution) -> tuple[Recorded, bool]:
+    workspace_id = workspace_for_portal(execution.portal_id)
+    sequence_name = db.session.scalar(
+        db.select(Sequence.name).filter_by(
+            workspace_id=workspace_id, hubspot_id=execution.sequence_hubspot_id
+        )
+    )
+    row = RecordExecution(
+        workspace_id=workspace_id,
+        callback_id=execution.callback_id,
+        portal_id=execution.portal_id,
+        workflow_id=execution.workflow_id,
+        action_definition_id=execution.action_definition_id,
+        record_type=execution.record_type,
+        record_id=execution.record_id,
+        record_name=execution.record_name,
+        choose=execution.choose,
+        max_contacts=execution.max_contacts,
+        label=execution.label,
+        sequence_hubspot_id=execution.sequence_hubspot_id,
+        sequence_name=(sequence_name or "")[:SEQUENCE_NAME_MAX],
+        send_mode=execution.send_mode,
+        mailbox_ref=int(execution.mailbox_ref) if execution.mailbox_ref else None,
+        rotation_ref=int(execution.rotation_ref) if execution.rotation_ref else None,
+        input_fields=execution.input_fields,
+        status=ExecutionStatus.QUEUED.value,
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        row = db.session.scalar(
+            db.select(RecordExecution).filter_by(callback_id=execution.callback_id)
+        )
+        if row is None:
+            raise
+        return _recorded_execution(row), False
+    return _recorded_execution(row), True
+
+
+def _recorded_execution(row: RecordExecution) -> Recorded:
+    return Recorded(
+        row.id,
+        row.workspace_id,
+        row.callback_id,
+        row.status,
+        row.callback_completed_at,
+        row.failure_code,
+        record=True,
+    )
+
+
+def child_execution(parent: RecordExecution, contact_id: str) -> Execution:
+    """What one chosen contact of a record execution asks for: an ordinary enrollment row."""
+    callback_id = f"{parent.callback_id}~{contact_id}"
+    if len(callback_id) > MAX_ID_LENGTH:
+        callback_id = f"~{parent.id}~{contact_id}"
+    return Execution(
+        callback_id=callback_id,
+        portal_id=parent.portal_id,
+        workflow_id=parent.workflow_id,
+        action_definition_id=parent.action_definition_id,
+        contact_id=contact_id,
+        sequence_hubspot_id=parent.sequence_hubspot_id,
+        send_mode=parent.send_mode,
+        mailbox_ref=str(parent.mailbox_ref) if parent.mailbox_ref else None,
+        rotation_ref=str(parent.rotation_ref) if parent.rotation_ref else None,
+        input_fields=dict(parent.input_fields or {}),
+        record_type=parent.record_type,
+        record_id=parent.record_id,
+        record_name=parent.record_name,
+    )
+
+
+def insert_children(parent: RecordExecution, contact_ids: list[str]) -> None:
+    """One queued enrollment row per chosen contact, in the caller's transaction (not
+    committed: the caller marks the parent expanded in the same commit)."""
+    for contact_id in contact_ids:
+        db.session.execute(
+            _insert_template(), _insert_params(child_execution(parent, contact_id), parent.id)
+        )
+
+
 def final_answer(recorded: Recorded) -> dict | None:
     """The stored final outputs of an execution delivered again, or None while it is queued.
 
@@ -310,6 +454,8 @@ def final_answer(recorded: Recorded) -> dict | None:
     ``FAIL_CONTINUE``, same output fields) completes it at once. HubSpot's custom workflow action
     docs: an execution answered with ``hs_execution_state`` other than BLOCK is complete.
     """
+    if recorded.record:
+        return _final_record_answer(recorded)
     if recorded.status == EnrollmentStatus.QUEUED:
         return None
     row = db.session.get(Enrollment, recorded.id)
@@ -321,6 +467,22 @@ def final_answer(recorded: Recorded) -> dict | None:
         db.session.execute(
             db.update(Enrollment)
             .where(Enrollment.id == row.id, Enrollment.callback_completed_at.is_(None))
+            .values(callback_completed_at=utcnow())
+        )
+    db.session.commit()
+    return outputs
+
+
+def _final_record_answer(recorded: Recorded) -> dict | None:
+    row = db.session.get(RecordExecution, recorded.id)
+    if row is None or row.status != ExecutionStatus.FINISHED:
+        db.session.commit()
+        return None
+    outputs = execution_output_fields(row)
+    if row.callback_completed_at is None:
+        db.session.execute(
+            db.update(RecordExecution)
+            .where(RecordExecution.id == row.id, RecordExecution.callback_completed_at.is_(None))
             .values(callback_completed_at=utcnow())
         )
     db.session.commit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from ...extensions import db
-from ...models import Enrollment, EnrollmentStatus
+from ...models import Enrollment, EnrollmentStatus, ExecutionStatus, RecordExecution
 from ...models.base import utcnow
 from ...models.failures import FailureCode
 
@@ -36,6 +36,7 @@ REASONS = {
     FailureCode.DAILY_LIMIT: "HubSpot's daily API limit was reached",
     FailureCode.MAILBOX_NOT_FOUND: "Mailbox not found",
     FailureCode.ROTATION_NOT_FOUND: "Rotation not found",
+    FailureCode.NO_ASSOCIATED_CONTACT: "The record has no associated contact to enroll",
 }
 
 
@@ -64,4 +65,87 @@ def output_fields(row: Enrollment) -> dict:
         "failure_reason": row.failure_reason or "",
         "sender_email": row.sender_email or "",
         "sequence_name": row.sequence_name or "",
+    }
+
+
+def finish_execution(
+    execution: RecordExecution, code: str | None = None, reason: str | None = None
+):
+    """A record workflow's execution is over: its outcome and counts from its enrollment rows
+    (each of which got its own outcome through :func:`finish`), or a failure with no row at all
+    (``code``). Commits; the callback is then due."""
+    counts = dict(
+        db.session.execute(
+            db.select(Enrollment.outcome, db.func.count())
+            .where(Enrollment.execution_id == execution.id)
+            .group_by(Enrollment.outcome)
+        ).all()
+    )
+    execution.enrolled_count = counts.get("enrolled", 0)
+    execution.skipped_count = counts.get("already_enrolled", 0)
+    execution.failed_count = sum(
+        n for k, n in counts.items() if k not in ("enrolled", "already_enrolled")
+    )
+    if code:
+        execution.outcome = "failed"
+    elif execution.enrolled_count:
+        execution.outcome = "enrolled"
+    elif execution.skipped_count and not execution.failed_count:
+        execution.outcome = "already_enrolled"
+    else:
+        execution.outcome = "failed"
+    if code is None and execution.outcome != "enrolled":
+        code, reason = _first_failure(execution)
+    execution.failure_code = code
+    execution.failure_reason = (
+        reason if reason is not None else (REASONS.get(code) if code else None)
+    )
+    execution.sender_email = db.session.scalar(
+        db.select(Enrollment.sender_email)
+        .where(Enrollment.execution_id == execution.id, Enrollment.outcome == "enrolled")
+        .order_by(Enrollment.id)
+        .limit(1)
+    )
+    execution.status = ExecutionStatus.FINISHED.value
+    execution.finished_at = utcnow()
+    execution.job_id = None
+    execution.due_at = None
+    db.session.commit()
+    log.info(
+        "record execution %s (callback %s, %s %s): %s, %d enrolled, %d skipped, %d failed",
+        execution.id,
+        execution.callback_id,
+        execution.record_type,
+        execution.record_id,
+        execution.outcome,
+        execution.enrolled_count,
+        execution.skipped_count,
+        execution.failed_count,
+    )
+
+
+def _first_failure(execution: RecordExecution) -> tuple[str | None, str | None]:
+    """No contact enrolled: the first row's reason is the execution's."""
+    first = db.session.execute(
+        db.select(Enrollment.failure_code, Enrollment.failure_reason)
+        .where(Enrollment.execution_id == execution.id, Enrollment.outcome != "enrolled")
+        .order_by(Enrollment.id)
+        .limit(1)
+    ).first()
+    return (first[0], first[1]) if first else (None, None)
+
+
+def execution_output_fields(execution: RecordExecution) -> dict:
+    """What a deal, company or ticket workflow sees once the execution completes: the contact
+    workflow's fields plus the counts to branch on."""
+    succeeded = execution.outcome == "enrolled"
+    return {
+        "hs_execution_state": "SUCCESS" if succeeded else "FAIL_CONTINUE",
+        "enrollment_status": execution.outcome or "failed",
+        "failure_reason": execution.failure_reason or "",
+        "sender_email": execution.sender_email or "",
+        "sequence_name": execution.sequence_name or "",
+        "enrolled_count": str(execution.enrolled_count or 0),
+        "skipped_count": str(execution.skipped_count or 0),
+        "failed_count": str(execution.failed_count or 0),
     }

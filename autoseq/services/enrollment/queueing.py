@@ -30,10 +30,10 @@ from ... import queue
 from ...extensions import db
 from ...hubspot import errors, ratelimit
 from ...hubspot.ratelimit import RateLimiter
-from ...models import Enrollment, EnrollmentStatus, Sequence, Workspace
+from ...models import Enrollment, EnrollmentStatus, RecordExecution, Sequence, Workspace
 from ...models.base import utcnow
 from ...models.failures import FailureCode
-from . import callbacks, delivery
+from . import callbacks, delivery, records
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
 
 
 def release_claims(job_id: str) -> int:
-    """Give back the rows ``job_id`` claimed and did not finish."""
+    """Give back the rows (and record executions) ``job_id`` claimed and did not finish."""
+    released = records.release_claims(job_id)
     result = db.session.execute(
         db.update(Enrollment)
         .where(Enrollment.job_id == job_id, Enrollment.status == EnrollmentStatus.QUEUED.value)
@@ -149,7 +150,7 @@ def release_claims(job_id: str) -> int:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return result.rowcount or 0
+    return (result.rowcount or 0) + released
 
 
 def _back_off(row: Enrollment) -> float:
@@ -169,11 +170,13 @@ def next_due_in(workspace_id: int) -> float | None:
             db.func.count(), db.func.count(Enrollment.due_at), db.func.min(Enrollment.due_at)
         ).where(*_queued(workspace_id), Enrollment.job_id.is_(None))
     ).one()
+    executions = records.next_due_in(workspace_id)
     if not count:
-        return None
+        return executions
     if count > dated:
         return 0.0
-    return max(0.0, (first - utcnow()).total_seconds())
+    rows = max(0.0, (first - utcnow()).total_seconds())
+    return rows if executions is None else min(rows, executions)
 
 
 # -- the drain ------------------------------------------------------------------------------
@@ -250,15 +253,27 @@ class _Run:
             if free <= 0:
                 return self._yield(wait)
             db.session.expire_all()  # what other processes changed (mailboxes, caps) since
+            # Deal, company and ticket executions first: each becomes rows claimed just below.
+            expanded, expand_wait = records.expand_due(
+                self.workspace_id, self.job_id, self.client, min(free, CLAIM_BATCH)
+            )
+            if expanded:
+                free, wait = self.free_slots()
+                if free <= 0:
+                    records.settle(self.workspace_id)
+                    return self._yield(wait)
             rows = claim(self.workspace_id, self.job_id, min(free, CLAIM_BATCH))
             log.debug("drain %s: %d slots free, %d rows claimed", self.job_id, free, len(rows))
             if rows:
                 self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
             backoff = self._deliver(rows) if rows else None
+            records.settle(self.workspace_id)  # executions whose rows all have an outcome
+            if expand_wait is not None:
+                backoff = expand_wait if backoff is None else min(backoff, expand_wait)
             callbacks_wait = self._complete_callbacks(busy=bool(rows))
             if backoff is not None or callbacks_wait is not None:
                 return self._yield(min(w for w in (backoff, callbacks_wait) if w is not None))
-            if not rows:
+            if not rows and not expanded:
                 return self._yield(self._next_work_in())
             if time.monotonic() - self.started > DRAIN_SLICE:
                 return self._yield(0.0)
@@ -337,17 +352,23 @@ def _has_work(workspace_id: int) -> bool:
     queued = db.session.scalar(
         db.select(Enrollment.id).where(*_queued(workspace_id), Enrollment.job_id.is_(None)).limit(1)
     )
-    return queued is not None or callbacks.pending(workspace_id).count > 0
+    return (
+        queued is not None
+        or callbacks.pending(workspace_id).count > 0
+        or records.has_work(workspace_id)
+    )
 
 
 def _fail_unreachable(workspace_id: int, job_id: str) -> DrainReport:
     """No connection to call HubSpot with: every due row fails with NEEDS_RECONNECT (the callback
     cannot be completed either; HubSpot's block expires)."""
     report = DrainReport()
+    report.enrolled += records.fail_unreachable(workspace_id, job_id)
     while rows := claim(workspace_id, job_id, CLAIM_BATCH):
         for row in rows:
             delivery.fail_unreachable(row)
             report.enrolled += 1
+    records.settle(workspace_id)
     _marker(workspace_id, job_id).release()
     return report
 
@@ -398,6 +419,7 @@ def _release_dead_claims(cutoff: datetime, heartbeat_grace: float | None) -> int
         .distinct()
         .limit(1000)
     ).all()
+    job_ids = sorted(set(job_ids) | set(records.claimed_job_ids(cutoff)))
     return sum(
         release_claims(job_id)
         for job_id in job_ids
@@ -411,6 +433,7 @@ def _workspaces_with_work() -> list[int]:
     )
     horizon = datetime.now(UTC) - CALLBACK_HORIZON
     uncompleted = db.select(Enrollment.workspace_id).where(
+        Enrollment.execution_id.is_(None),  # a record execution's row: its execution completes
         Enrollment.finished_at.is_not(None),
         Enrollment.callback_completed_at.is_(None),
         Enrollment.callback_error.is_(None),
@@ -420,4 +443,16 @@ def _workspaces_with_work() -> list[int]:
         ),
         Enrollment.finished_at > horizon,
     )
-    return sorted(set(db.session.scalars(db.union(queued, uncompleted)).all()))
+    executions = records.workspaces_with_work()
+    uncompleted_executions = db.select(RecordExecution.workspace_id).where(
+        RecordExecution.finished_at.is_not(None),
+        RecordExecution.callback_completed_at.is_(None),
+        RecordExecution.callback_error.is_(None),
+        db.or_(
+            RecordExecution.failure_code.is_(None),
+            RecordExecution.failure_code != FailureCode.NEEDS_RECONNECT,
+        ),
+        RecordExecution.finished_at > horizon,
+    )
+    union = db.union(queued, uncompleted, executions, uncompleted_executions)
+    return sorted(set(db.session.scalars(union).all()))
