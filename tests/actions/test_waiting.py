@@ -108,6 +108,29 @@ def test_an_invalid_wait_is_refused_at_the_door(world):
     assert world.admin.callback(cb)["status"] != "blocked"
 
 
+def test_the_sequences_and_analytics_pages_count_the_waiting(
+    world, run_jobs, app, monkeypatch, logged_in
+):
+    monkeypatch.setitem(app.config, "WAIT_CHECK_FIRST", 3600.0)
+    busy = world.contacts(3)
+    _busy(world, run_jobs, busy)
+    world.fire(busy, _waiting(world), workflow_id=2)
+    run_jobs()
+    for path in ("sequences/", "analytics/"):
+        page = logged_in.get(f"/w/{world.workspace_id}/{path}")
+        assert page.status_code == 200
+        assert "3 waiting for a sequence to end" in page.text.replace(
+            "3 executions waiting", "3 waiting"
+        )
+    world.admin.portal("DELETE", f"/enrollments/{busy[0]}")
+    db.session.execute(db.update(Enrollment).values(due_at=utcnow()))
+    db.session.commit()
+    db.session.remove()
+    enrollment_service.drain(world.workspace_id, job_id="drain-test-counts")
+    page = logged_in.get(f"/w/{world.workspace_id}/analytics/")
+    assert "2 waiting for a sequence to end" in page.text
+
+
 def test_waiting_checks_do_not_delay_fresh_enrollments(world, run_jobs, app, monkeypatch):
     monkeypatch.setitem(app.config, "WAIT_CHECK_FIRST", 3600.0)
     busy, fresh = world.contacts(8)[:4], world.contacts(8)[4:]
@@ -190,3 +213,54 @@ def test_a_worker_killed_while_enrolling_a_freed_contact_enrolls_it_once(
     [current] = world.admin.enrollments()
     assert (current["contactId"], current["sequenceId"]) == (contact, world.sequences["team"].id)
     assert world.admin.stats()["by_path"][ENROLL] == 3  # never sent a fourth time
+
+
+def test_waiting_checks_spend_a_bounded_share_of_the_budget_with_a_backlog(
+    world, run_jobs, app, monkeypatch, capsys
+):
+    """Measured: the share of the portal's budget spent on checks while a backlog drains, and
+    after it, with every waiting row's check always due (checks every 0.1-0.2 s)."""
+    busy, fresh = world.contacts(50)[:10], world.contacts(50)[10:]
+    _busy(world, run_jobs, busy)
+    monkeypatch.setitem(app.config, "WAIT_CHECK_FIRST", 3600.0)
+    waiting_cbs = world.fire(busy, _waiting(world), workflow_id=2)
+    run_jobs()
+    assert enrollment_service.waiting_count(world.workspace_id) == 10
+    monkeypatch.setitem(app.config, "WAIT_CHECK_FIRST", 0.1)
+    monkeypatch.setitem(app.config, "WAIT_CHECK_MAX", 0.2)
+    limit, window = 20, 2.0  # 10 calls a second; checks may take 10% (2 a window)
+    monkeypatch.setitem(app.config, "HUBSPOT_RATE_LIMIT", (limit, window))
+    db.session.execute(db.update(Enrollment).values(due_at=utcnow()))
+    db.session.commit()
+    fresh_cbs = world.fire(fresh, world.direct("team", "ada@acme.test"), workflow_id=3)
+    time.sleep(window)  # the fire's own calls leave the window
+    stats0, checks0 = sum(world.admin.stats()["by_path"].values()), _checks(world)
+    started = time.monotonic()
+    backlog_done = None
+    while time.monotonic() - started < 12.0:
+        db.session.remove()
+        report = enrollment_service.drain(world.workspace_id, job_id=f"drain-m-{time.time()}")
+        db.session.remove()
+        if backlog_done is None and all(world.row(cb).status != "queued" for cb in fresh_cbs):
+            backlog_done = (
+                time.monotonic() - started,
+                sum(world.admin.stats()["by_path"].values()) - stats0,
+                _checks(world) - checks0,
+            )
+        time.sleep(min(max(report.next_in or 0.05, 0.05), 1.0))
+    elapsed = time.monotonic() - started
+    calls = sum(world.admin.stats()["by_path"].values()) - stats0
+    checks = _checks(world) - checks0
+    assert backlog_done is not None, "the backlog of 40 did not drain in 12 s"
+    budget = limit * elapsed / window
+    with capsys.disabled():
+        print(
+            f"\nbacklog of 40 drained in {backlog_done[0]:.1f} s: {backlog_done[1]} calls, "
+            f"{backlog_done[2]} checks ({backlog_done[2] / max(1, backlog_done[1]):.1%} of calls)"
+            f"\nwhole run {elapsed:.1f} s: {calls} calls, {checks} checks = "
+            f"{checks / budget:.1%} of the portal's budget ({budget:.0f} slots; share 10%)"
+        )
+    assert checks <= 0.1 * limit * (elapsed / window + 1)  # within the share (one window slack)
+    assert checks >= 1  # and checks did go on once the backlog was done
+    assert all(world.row(cb).outcome == "enrolled" for cb in fresh_cbs)
+    assert all(world.row(cb).wait_until is not None for cb in waiting_cbs)
