@@ -117,6 +117,12 @@ TUNING = {
     # calls at 11 a second (HubSpot's 110/10 s): 10,000 sequences over 50 users is about 3,600
     # calls, 6 minutes. Far larger portals need longer than the sync queue's 30-minute default.
     "SYNC_JOB_TIMEOUT": (int, 4 * 3600),
+    # "Already in a sequence: wait": the share of a portal's rate budget its waiting rows' checks
+    # (one contact-enrollment read each) may take; checks only ever use slots fresh rows left.
+    "WAIT_CHECK_SHARE": (float, 0.1),
+    # Seconds before a waiting row's first check, doubling (jittered) up to the cap.
+    "WAIT_CHECK_FIRST": (float, 60.0),
+    "WAIT_CHECK_MAX": (float, 3600.0),
 }
 
 

@@ -157,6 +157,10 @@ class Enrollment(db.Model):
     record_type: Mapped[str | None] = mapped_column(String(16))
     record_id: Mapped[str | None] = mapped_column(String(32))
     record_name: Mapped[str | None] = mapped_column(String(200))
+    # "Already in a sequence: wait" (services/enrollment/waiting.py): while set, the queued row
+    # waits for the contact's current sequence to end, checked at ``due_at``; it times out then.
+    wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ExecutionStatus(enum.StrEnum):

@@ -42,3 +42,5 @@ class FailureCode(enum.StrEnum):
     NO_ASSOCIATED_CONTACT = "NO_ASSOCIATED_CONTACT"
     RECORD_NOT_FOUND = "RECORD_NOT_FOUND"
     MISSING_SCOPE = "MISSING_SCOPE"
+    # "Already in a sequence: wait": the contact's sequence outlasted the wait
+    WAIT_TIMED_OUT = "WAIT_TIMED_OUT"

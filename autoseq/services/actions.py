@@ -62,6 +62,18 @@ CONTACT_PROPERTIES = ("firstname", "lastname", "email")
 # the log show the record an enrollment came from).
 RECORD_NAME_PROPERTIES = ("dealname", "name", "subject")
 OBJECT_TYPES = ("CONTACT", "DEAL", "COMPANY", "TICKET")
+WHEN_ALREADY_ENROLLED_OPTIONS = (
+    {
+        "label": "Skip",
+        "value": "skip",
+        "description": "End with enrollment status already_enrolled",
+    },
+    {
+        "label": "Wait and enroll when its sequence ends",
+        "value": "wait",
+        "description": "Enroll as soon as the current sequence ends, up to the days set below",
+    },
+)
 CONTACTS_TO_ENROLL_OPTIONS = (
     {
         "label": "The primary contact",
@@ -183,12 +195,15 @@ def build_definition(public_base_url: str) -> dict:
             _select("contacts_to_enroll", None, False, CONTACTS_TO_ENROLL_OPTIONS),
             _number("max_contacts"),
             _select("association_label", options_url, False),
+            _select("when_already_enrolled", None, False, WHEN_ALREADY_ENROLLED_OPTIONS),
+            _number("max_wait_days"),
         ],
         "inputFieldDependencies": [
             _dependency("send_from", "mailbox", ["mailbox"]),
             _dependency("send_from", "rotation", ["rotation"]),
             _dependency("contacts_to_enroll", "all", ["max_contacts"]),
             _dependency("contacts_to_enroll", "label", ["association_label"]),
+            _dependency("when_already_enrolled", "wait", ["max_wait_days"]),
         ],
         "outputFields": [
             _output("enrollment_status", OUTCOMES),
@@ -218,6 +233,8 @@ def build_definition(public_base_url: str) -> dict:
                     "contacts_to_enroll": "Contacts to enroll (deal, company, ticket workflows)",
                     "max_contacts": "Maximum contacts to enroll",
                     "association_label": "Association label",
+                    "when_already_enrolled": "When the contact is already in a sequence",
+                    "max_wait_days": "Maximum days to wait",
                 },
                 "inputFieldDescriptions": {
                     "sequence": "Sequences synced from HubSpot, with their state.",
@@ -235,6 +252,12 @@ def build_definition(public_base_url: str) -> dict:
                         "The associated contacts carrying this label (at most 100), from the "
                         "labels of this workflow's object type."
                     ),
+                    "when_already_enrolled": (
+                        "Skip (the default): the action ends with enrollment status "
+                        "already_enrolled. Wait: the contact is enrolled as soon as its current "
+                        "sequence ends, up to the maximum days to wait."
+                    ),
+                    "max_wait_days": "Wait: give up after this many days (up to 90; 14).",
                 },
                 "outputFieldLabels": {
                     "enrollment_status": "Enrollment status",

@@ -129,7 +129,11 @@ def execution_receive():
     except RedisError as exc:
         # The committed row is the queue: the sweep asks for its drain once Redis is back.
         log.warning("execution %s recorded; no drain asked for (%s)", row.callback_id, exc)
-    return jsonify(BLOCK_ANSWER)
+    # "Already in a sequence: wait" keeps the execution blocked for up to its wait (plus a day).
+    expiration = enrollment_service.block_expiration(execution.input_fields)
+    return jsonify(
+        outputFields={**BLOCK_ANSWER["outputFields"], "hs_expiration_duration": expiration}
+    )
 
 
 @bp.post("/options")

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Response, current_app, g, request, stream_with_context
 
 from ..services import analytics
+from ..services import enrollment as enrollment_service
 from . import charts
 from .helpers import render_fragment_or_page, workspace_blueprint
 
@@ -32,6 +33,8 @@ def analytics_show():
         "analytics/_results.html",
         report=report,
         chart=charts.chart(report.days) if report else None,
+        # executions waiting for a contact's sequence to end ("Already in a sequence: wait")
+        waiting=enrollment_service.waiting_count(g.workspace.id),
         **_common(filters),
     )
 

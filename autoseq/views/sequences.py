@@ -33,6 +33,7 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..services import analytics
+from ..services import enrollment as enrollment_service
 from ..services import sync as sync_service
 from .helpers import redirect_next, render_fragment_or_page, scoped_or_404, workspace_blueprint
 
@@ -198,6 +199,8 @@ def _list_context() -> dict:
         "sort_columns": SORT_COLUMNS,
         "has_states": bool(has_states),
         "sharings": SHARINGS,
+        # executions waiting for a contact's sequence to end ("Already in a sequence: wait")
+        "waiting": enrollment_service.waiting_count(ws),
     }
 
 

@@ -78,8 +78,10 @@ def test_the_official_models_accept_the_definition(shown):
         "contacts_to_enroll",
         "max_contacts",
         "association_label",
+        "when_already_enrolled",
+        "max_wait_days",
     ]
-    assert len(model.output_fields) == 7 and len(model.input_field_dependencies) == 4
+    assert len(model.output_fields) == 7 and len(model.input_field_dependencies) == 5
     assert model.object_request_options.properties[:3] == ["firstname", "lastname", "email"]
     assert model.object_types == ["CONTACT", "DEAL", "COMPANY", "TICKET"]
 

@@ -24,17 +24,21 @@ def test_the_published_definition_has_the_contracted_shape(world):
         "contacts_to_enroll",
         "max_contacts",
         "association_label",
+        "when_already_enrolled",
+        "max_wait_days",
     }
     for name in ("sequence", "mailbox", "rotation", "association_label"):
         assert fields[name]["optionsUrl"] == world.url + "/hubspot/actions/options"
         assert (fields[name]["type"], fields[name]["fieldType"]) == ("enumeration", "select")
     assert [o["value"] for o in fields["send_from"]["options"]] == ["mailbox", "rotation"]
+    assert [o["value"] for o in fields["when_already_enrolled"]["options"]] == ["skip", "wait"]
     dependencies = definition["inputFieldDependencies"]
     assert {(d["controllingFieldName"], d["controllingFieldValue"]) for d in dependencies} == {
         ("send_from", "mailbox"),
         ("send_from", "rotation"),
         ("contacts_to_enroll", "all"),
         ("contacts_to_enroll", "label"),
+        ("when_already_enrolled", "wait"),
     }
     assert all(d["dependencyType"] == "CONDITIONAL_SINGLE_FIELD" for d in dependencies)
     outputs = [f["typeDefinition"]["name"] for f in definition["outputFields"]]

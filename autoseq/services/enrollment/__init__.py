@@ -40,8 +40,11 @@ from .queueing import (
     request_drain,
     requeue_stuck,
 )
+from .waiting import block_expiration, waiting_count
 
 __all__ = [
+    "block_expiration",
+    "waiting_count",
     "CALLBACK_BATCH",
     "DRAIN_FUNC",
     "QUEUE",

@@ -15,6 +15,7 @@ from ...hubspot import errors
 from ...models import Enrollment, EnrollmentStatus, SendMode, Sequence
 from ...models.failures import FailureCode
 from .. import senders
+from . import waiting
 from .outcome import REASONS, finish
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,10 @@ def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
     if code == FailureCode.ALREADY_ENROLLED:
         # A retried POST (ours or the transport's) may have enrolled it already.
         if not _already_in_sequence(row, client):
-            finish(row, "already_enrolled", code)
+            if waiting.should_wait(row):
+                waiting.start(row)  # "wait": checked until the contact's sequence ends
+            else:
+                finish(row, "already_enrolled", code)
         return False
     reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
     finish(row, "failed", code or FailureCode.HUBSPOT_ERROR, reason)

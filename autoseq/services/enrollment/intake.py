@@ -27,6 +27,7 @@ from ...models import (
 )
 from ...models.base import UTCDateTime, utcnow
 from ...models.enrollments import SEQUENCE_NAME_MAX
+from . import waiting
 from .outcome import execution_output_fields, output_fields
 
 MAX_ID_LENGTH = 128
@@ -151,6 +152,10 @@ def parse_execution(data: dict) -> Execution:
         raise InvalidExecution(f"inputFields.{send_from} is required (send_from is {send_from})")
     if not _ascii_digits(chosen) or len(chosen) > 9:
         raise InvalidExecution(f"inputFields.{send_from} must be an AutoSeq {send_from} id")
+    try:
+        waiting.wait_days({k: _value(v) for k, v in inputs.items() if isinstance(k, str)})
+    except waiting.InvalidWait as exc:
+        raise InvalidExecution(str(exc)) from None
     workflow = context.get("workflowId")
     definition = origin.get("actionDefinitionId")
     contact_name, contact_email = _contact_details(obj)

@@ -37,6 +37,9 @@ REASONS = {
     FailureCode.MAILBOX_NOT_FOUND: "Mailbox not found",
     FailureCode.ROTATION_NOT_FOUND: "Rotation not found",
     FailureCode.NO_ASSOCIATED_CONTACT: "The record has no associated contact to enroll",
+    FailureCode.WAIT_TIMED_OUT: (
+        "Contact was still in another sequence when the wait for it to end ran out"
+    ),
 }
 
 

@@ -33,7 +33,7 @@ from ...hubspot.ratelimit import RateLimiter
 from ...models import Enrollment, EnrollmentStatus, RecordExecution, Sequence, Workspace
 from ...models.base import utcnow
 from ...models.failures import FailureCode
-from . import callbacks, delivery, records
+from . import callbacks, delivery, records, waiting
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
         .where(
             *_queued(workspace_id),
             Enrollment.job_id.is_(None),
+            Enrollment.wait_until.is_(None),  # waiting rows: checked with spare slots only
             db.or_(Enrollment.due_at.is_(None), Enrollment.due_at <= now),
         )
         .order_by(Enrollment.id)
@@ -131,6 +132,7 @@ def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
             Enrollment.id.in_(ids),
             Enrollment.job_id.is_(None),
             Enrollment.status == EnrollmentStatus.QUEUED.value,
+            Enrollment.wait_until.is_(None),
         )
         .values(job_id=job_id, updated_at=now)
         .returning(Enrollment),
@@ -187,6 +189,7 @@ class DrainReport:
     enrolled: int = 0  # rows given an outcome
     completed: int = 0  # callbacks completed
     retried: int = 0  # rows sent back to wait out a transient failure
+    checked: int = 0  # waiting rows looked at (is the contact's sequence over?)
     next_in: float | None = None  # seconds until the successor runs; None: the drain ended
 
 
@@ -243,6 +246,8 @@ class _Run:
         self.delay = _flush_delay()
         self.report = DrainReport()
         self.started = time.monotonic()
+        self.check_wait: float | None = None  # the checks' share is spent for this long
+        self._checks: RateLimiter | None = None
 
     def free_slots(self) -> tuple[int, float]:
         return self.limiter.headroom(self.portal, WAKE_SLOTS)
@@ -267,14 +272,21 @@ class _Run:
             if rows:
                 self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
             backoff = self._deliver(rows) if rows else None
+            checked = 0
+            if backoff is None and len(rows) < min(free, CLAIM_BATCH):
+                # No fresh row left due: the slots it left may check waiting rows.
+                checked = self._check_waiting(min(free, CLAIM_BATCH) - len(rows))
             records.settle(self.workspace_id)  # executions whose rows all have an outcome
             if expand_wait is not None:
                 backoff = expand_wait if backoff is None else min(backoff, expand_wait)
             callbacks_wait = self._complete_callbacks(busy=bool(rows))
             if backoff is not None or callbacks_wait is not None:
                 return self._yield(min(w for w in (backoff, callbacks_wait) if w is not None))
-            if not rows and not expanded:
-                return self._yield(self._next_work_in())
+            if not rows and not expanded and not checked:
+                next_in = self._next_work_in()
+                if next_in is not None and self.check_wait is not None:
+                    next_in = max(next_in, self.check_wait)
+                return self._yield(next_in)
             if time.monotonic() - self.started > DRAIN_SLICE:
                 return self._yield(0.0)
 
@@ -298,6 +310,38 @@ class _Run:
                 return min(delay, delivery.RETRY_BACKOFF[0])
             self.report.enrolled += 1
         return None
+
+    def _check_waiting(self, spare: int) -> int:
+        """Check up to ``spare`` waiting rows, within the checks' share of the budget."""
+        if self._checks is None:
+            self._checks = waiting.check_limiter()
+        allowed, wait = self._checks.headroom(self.portal)
+        if allowed <= 0:
+            self.check_wait = wait
+            return 0
+        self.check_wait = None
+        rows = waiting.claim(self.workspace_id, self.job_id, min(spare, allowed))
+        checked = 0
+        for row in rows:
+            taken, wait = self._checks.try_acquire(self.portal)
+            if taken is None:
+                self.check_wait = wait
+                break
+            waiting.check(row, self.client)
+            checked += 1
+        self.report.checked += checked
+        if checked < len(rows):  # the share had no slot left for these: give them back
+            db.session.execute(
+                db.update(Enrollment)
+                .where(
+                    Enrollment.id.in_([row.id for row in rows[checked:]]),
+                    Enrollment.job_id == self.job_id,
+                )
+                .values(job_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+        return checked
 
     def _flush_delay(self, busy: bool) -> float:
         """Completions wait ``CALLBACK_FLUSH_DELAY`` for a fuller batch while rows keep coming;
