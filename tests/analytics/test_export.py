@@ -61,3 +61,18 @@ def test_export_spans_several_chunks_in_order(logged_in, workspace, make_enrollm
     response = logged_in.get(f"/w/{workspace.id}/analytics/export.csv")
     ids = [int(r[1]) for r in _csv(response)[1:]]
     assert len(ids) == n and ids == sorted(ids)
+
+
+def test_export_names_the_record_an_enrollment_came_from(logged_in, workspace, make_enrollment):
+    make_enrollment(
+        workspace, contact_id="7001", record_type="DEAL", record_id="9001", record_name="=Acme"
+    )
+    make_enrollment(workspace, contact_id="7002")
+    (header, *rows) = _csv(logged_in.get(f"/w/{workspace.id}/analytics/export.csv"))
+    records = {
+        r[header.index("contact_id")]: tuple(
+            r[header.index(k)] for k in ("record_type", "record_id", "record_name")
+        )
+        for r in rows
+    }
+    assert records == {"7001": ("DEAL", "9001", "'=Acme"), "7002": ("", "", "")}

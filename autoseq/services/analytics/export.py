@@ -35,6 +35,9 @@ EXPORT_HEADER = (
     "callback_error",
     "attempts",
     "finished_at",
+    "record_type",
+    "record_id",
+    "record_name",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -83,6 +86,9 @@ def export_rows(filters: Filters) -> Iterator[str]:
             Enrollment.callback_error,
             Enrollment.attempts,
             Enrollment.finished_at,
+            Enrollment.record_type,
+            Enrollment.record_id,
+            Enrollment.record_name,
         )
         .where(*filters.conditions())
         .order_by(Enrollment.created_at, Enrollment.id)
@@ -112,6 +118,9 @@ def export_rows(filters: Filters) -> Iterator[str]:
                         csv_safe(r.callback_error),
                         r.attempts,
                         r.finished_at.astimezone(tz).isoformat() if r.finished_at else "",
+                        csv_safe(r.record_type),
+                        csv_safe(r.record_id),
+                        csv_safe(r.record_name),
                     ]
                 )
             yield buffer.getvalue()
