@@ -34,6 +34,7 @@ from ...models import Enrollment, EnrollmentStatus, RecordExecution, Sequence, W
 from ...models.base import utcnow
 from ...models.failures import FailureCode
 from . import callbacks, delivery, records, waiting
+from .claims import claim_rows
 
 log = logging.getLogger(__name__)
 
@@ -102,44 +103,25 @@ def _queued(workspace_id: int):
 
 
 def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
-    """Claim up to ``limit`` due, unclaimed rows of the workspace for ``job_id``, oldest first.
-
-    Two statements in one transaction: the ids are locked first (``FOR UPDATE SKIP LOCKED`` on
-    PostgreSQL, so concurrent drains never wait on each other; SQLite serialises writers), then
-    claimed by an UPDATE guarded by ``job_id IS NULL``. One ``UPDATE ... WHERE id IN (SELECT ...
-    LIMIT n FOR UPDATE SKIP LOCKED)`` is not safe: PostgreSQL may run the subquery more than once
-    and claim more than ``n`` rows (bench_action.py saw 300 claimed for 50).
-    """
+    """Claim up to ``limit`` due, unclaimed rows of the workspace for ``job_id``, oldest first
+    (:func:`.claims.claim_rows`). Waiting rows are left to their checks (spare slots only)."""
     now = utcnow()
-    ids = db.session.scalars(
-        db.select(Enrollment.id)
-        .where(
+    return claim_rows(
+        Enrollment,
+        due=(
             *_queued(workspace_id),
-            Enrollment.job_id.is_(None),
-            Enrollment.wait_until.is_(None),  # waiting rows: checked with spare slots only
+            Enrollment.wait_until.is_(None),
             db.or_(Enrollment.due_at.is_(None), Enrollment.due_at <= now),
-        )
-        .order_by(Enrollment.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not ids:
-        db.session.commit()
-        return []
-    rows = db.session.scalars(
-        db.update(Enrollment)
-        .where(
-            Enrollment.id.in_(ids),
-            Enrollment.job_id.is_(None),
+        ),
+        still=(
             Enrollment.status == EnrollmentStatus.QUEUED.value,
             Enrollment.wait_until.is_(None),
-        )
-        .values(job_id=job_id, updated_at=now)
-        .returning(Enrollment),
-        execution_options={"synchronize_session": False},
-    ).all()
-    db.session.commit()
-    return sorted(rows, key=lambda row: row.id)
+        ),
+        order_by=(Enrollment.id,),
+        job_id=job_id,
+        limit=limit,
+        now=now,
+    )
 
 
 def release_claims(job_id: str) -> int:

@@ -33,6 +33,7 @@ from ...hubspot.oauth import RECORD_SCOPES
 from ...models import Enrollment, EnrollmentStatus, ExecutionStatus, RecordExecution
 from ...models.base import utcnow
 from ...models.failures import FailureCode
+from .claims import claim_rows
 from .delivery import RETRY_BACKOFF
 from .intake import MAX_CONTACTS_CAP, insert_children
 from .outcome import finish_execution
@@ -57,35 +58,20 @@ def _queued(workspace_id: int):
 
 
 def claim(workspace_id: int, job_id: str, limit: int) -> list[RecordExecution]:
-    """Claim up to ``limit`` due, unclaimed queued executions (as :func:`.queueing.claim`)."""
+    """Claim up to ``limit`` due, unclaimed queued executions (:func:`.claims.claim_rows`)."""
     now = utcnow()
-    ids = db.session.scalars(
-        db.select(RecordExecution.id)
-        .where(
+    return claim_rows(
+        RecordExecution,
+        due=(
             *_queued(workspace_id),
-            RecordExecution.job_id.is_(None),
             db.or_(RecordExecution.due_at.is_(None), RecordExecution.due_at <= now),
-        )
-        .order_by(RecordExecution.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not ids:
-        db.session.commit()
-        return []
-    rows = db.session.scalars(
-        db.update(RecordExecution)
-        .where(
-            RecordExecution.id.in_(ids),
-            RecordExecution.job_id.is_(None),
-            RecordExecution.status == ExecutionStatus.QUEUED.value,
-        )
-        .values(job_id=job_id, updated_at=now)
-        .returning(RecordExecution),
-        execution_options={"synchronize_session": False},
-    ).all()
-    db.session.commit()
-    return sorted(rows, key=lambda row: row.id)
+        ),
+        still=(RecordExecution.status == ExecutionStatus.QUEUED.value,),
+        order_by=(RecordExecution.id,),
+        job_id=job_id,
+        limit=limit,
+        now=now,
+    )
 
 
 def release_claims(job_id: str) -> int:

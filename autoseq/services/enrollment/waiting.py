@@ -32,6 +32,7 @@ from ...hubspot.ratelimit import RateLimiter
 from ...models import Enrollment, EnrollmentStatus
 from ...models.base import utcnow
 from ...models.failures import FailureCode
+from .claims import claim_rows
 from .outcome import finish
 
 log = logging.getLogger(__name__)
@@ -122,38 +123,26 @@ def check_limiter() -> RateLimiter:
 
 
 def claim(workspace_id: int, job_id: str, limit: int) -> list[Enrollment]:
-    """Claim up to ``limit`` waiting rows whose check is due (the oldest check first)."""
+    """Claim up to ``limit`` waiting rows whose check is due, the oldest check first
+    (:func:`.claims.claim_rows`)."""
     now = utcnow()
-    ids = db.session.scalars(
-        db.select(Enrollment.id)
-        .where(
+    return claim_rows(
+        Enrollment,
+        due=(
             Enrollment.workspace_id == workspace_id,
             Enrollment.status == EnrollmentStatus.QUEUED.value,
             Enrollment.wait_until.is_not(None),
-            Enrollment.job_id.is_(None),
             Enrollment.due_at <= now,
-        )
-        .order_by(Enrollment.due_at, Enrollment.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not ids:
-        db.session.commit()
-        return []
-    rows = db.session.scalars(
-        db.update(Enrollment)
-        .where(
-            Enrollment.id.in_(ids),
-            Enrollment.job_id.is_(None),
+        ),
+        still=(
             Enrollment.status == EnrollmentStatus.QUEUED.value,
             Enrollment.wait_until.is_not(None),
-        )
-        .values(job_id=job_id, updated_at=now)
-        .returning(Enrollment),
-        execution_options={"synchronize_session": False},
-    ).all()
-    db.session.commit()
-    return sorted(rows, key=lambda row: row.id)
+        ),
+        order_by=(Enrollment.due_at, Enrollment.id),
+        job_id=job_id,
+        limit=limit,
+        now=now,
+    )
 
 
 def check(row: Enrollment, client) -> str:
