@@ -87,12 +87,12 @@ def _drop(url: str, name: str) -> None:
 FILL = """
 INSERT INTO enrollments (workspace_id, callback_id, portal_id, workflow_id, contact_id,
     sequence_id, sequence_hubspot_id, sequence_name, send_mode, rotation_id, mailbox_id,
-    sender_email, input_fields, status, outcome, failure_code, failure_reason, attempts,
+    sender_email, input_fields, status, failure_code, failure_reason, attempts,
     created_at, updated_at, finished_at)
 SELECT :ws, 'bench-' || g, 40000000, wf[1 + floor(:nwf * power(r2, 2.2))::int], (1000 + g)::text,
     s.id, s.hubspot_id, s.name, CASE WHEN rot THEN 'rotation' ELSE 'mailbox' END,
     CASE WHEN rot THEN rots[1 + floor(r4 * array_length(rots, 1))::int] END, m.id, m.email, '{}',
-    st, CASE st WHEN 'queued' THEN NULL WHEN 'failed' THEN 'failed' ELSE 'enrolled' END,
+    st,
     CASE WHEN st = 'failed' THEN codes[1 + floor(r5 * array_length(codes, 1))::int] END,
     CASE WHEN st = 'failed' THEN 'Refused by HubSpot' END,
     CASE WHEN st = 'queued' THEN 0 ELSE 1 END, created, created,

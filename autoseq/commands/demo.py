@@ -24,6 +24,8 @@ from sqlalchemy import func, insert, select
 from ..extensions import db
 from ..models import (
     Enrollment,
+    EnrollmentStatus,
+    FailureCode,
     HubSpotConnection,
     HubSpotUser,
     Mailbox,
@@ -250,19 +252,21 @@ def generate(
                 rotation_id, mailbox_id, mode = None, rng.choice(box_ids), "mailbox"
             roll = rng.random()
             code = reason = None
-            outcome = "enrolled"
-            status = "enrolled"
+            status = EnrollmentStatus.ENROLLED
             finished = created + timedelta(seconds=rng.uniform(0.5, 40))
             attempts = 1
             if seq_removed is not None and created > seq_removed:
-                status, outcome = "failed", "failed"
+                status = EnrollmentStatus.FAILED
                 code, reason = FAILURES[-1][:2]
             elif with_queued and (now - created) < timedelta(minutes=20) and roll < 0.5:
-                status, outcome, finished, attempts = "queued", None, None, 0
+                status, finished, attempts = EnrollmentStatus.QUEUED, None, 0
             elif roll < 0.12:
                 code, reason = rng.choices(fail_codes, fail_weights)[0]
-                status = "failed"
-                outcome = "already_enrolled" if code == "ALREADY_ENROLLED" else "failed"
+                status = (
+                    EnrollmentStatus.ALREADY_ENROLLED
+                    if code == FailureCode.ALREADY_ENROLLED
+                    else EnrollmentStatus.FAILED
+                )
                 attempts = rng.choice((1, 1, 1, 2, 3))
             rows.append(
                 {
@@ -279,8 +283,7 @@ def generate(
                     "mailbox_id": mailbox_id,
                     "sender_email": box_email.get(mailbox_id),
                     "input_fields": {},
-                    "status": status,
-                    "outcome": outcome,
+                    "status": status.value,
                     "failure_code": code,
                     "failure_reason": reason,
                     "attempts": attempts,

@@ -3,6 +3,9 @@
 from .accounts import Membership, Role, User, Workspace
 from .analytics import Dim, EnrollmentRollup, RollupGrain
 from .enrollments import (
+    FINISHED_STATUSES,
+    STATUS_COUNTERS,
+    UNFINISHED_EXECUTION,
     Enrollment,
     EnrollmentStatus,
     ExecutionStatus,
@@ -36,6 +39,9 @@ __all__ = [
     "Enrollment",
     "FailureCode",
     "EnrollmentStatus",
+    "FINISHED_STATUSES",
+    "STATUS_COUNTERS",
+    "UNFINISHED_EXECUTION",
     "ExecutionStatus",
     "RecordExecution",
     "Heartbeat",

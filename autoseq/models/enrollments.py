@@ -18,9 +18,37 @@ SEQUENCE_NAME_MAX = 500
 
 
 class EnrollmentStatus(enum.StrEnum):
+    """An enrollment's one state: ``queued`` (waiting for the contact's sequence to end too:
+    ``wait_until`` set) until ``services/enrollment/outcome.finish`` gives it a finished state,
+    which is also what the workflow's ``enrollment_status`` output says."""
+
     QUEUED = "queued"
     ENROLLED = "enrolled"
+    ALREADY_ENROLLED = "already_enrolled"  # HubSpot: the contact is in a sequence ("skip")
     FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self is not EnrollmentStatus.QUEUED
+
+    @property
+    def output(self) -> str:
+        """HubSpot's ``enrollment_status`` output field (an unfinished row reads ``failed``)."""
+        return self.value if self.finished else EnrollmentStatus.FAILED.value
+
+    @property
+    def counter(self) -> EnrollmentStatus:
+        """What analytics counts it as, and the badge it shows: queued, enrolled or failed
+        (a contact already in a sequence was not enrolled: it counts as failed)."""
+        return EnrollmentStatus.FAILED if self is EnrollmentStatus.ALREADY_ENROLLED else self
+
+
+FINISHED_STATUSES = tuple(s.value for s in EnrollmentStatus if s.finished)
+# The statuses behind each analytics counter (and status filter): queued, enrolled, failed.
+STATUS_COUNTERS = {
+    c.value: tuple(s.value for s in EnrollmentStatus if s.counter is c)
+    for c in (EnrollmentStatus.QUEUED, EnrollmentStatus.ENROLLED, EnrollmentStatus.FAILED)
+}
 
 
 class SendMode(enum.StrEnum):
@@ -118,9 +146,9 @@ class Enrollment(db.Model):
     mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
     sender_email: Mapped[str | None] = mapped_column(String(254))
     input_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    # EnrollmentStatus: queued, then enrolled, already_enrolled or failed (changed only by
+    # services/enrollment/outcome.finish)
     status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.QUEUED.value)
-    # enrollment_status output: enrolled, already_enrolled or failed
-    outcome: Mapped[str | None] = mapped_column(String(32))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -164,9 +192,26 @@ class Enrollment(db.Model):
 
 
 class ExecutionStatus(enum.StrEnum):
+    """A record execution's one state. Once every row has an outcome (or none could be made) it
+    finishes with the ``enrollment_status`` output it reports (its callback is then due)."""
+
     QUEUED = "queued"  # its contacts not read yet
     EXPANDED = "expanded"  # one enrollment row per chosen contact, some still queued
-    FINISHED = "finished"  # every row has an outcome (or none could be made): callback due
+    ENROLLED = "enrolled"
+    ALREADY_ENROLLED = "already_enrolled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ExecutionStatus.QUEUED, ExecutionStatus.EXPANDED)
+
+    @property
+    def output(self) -> str:
+        """HubSpot's ``enrollment_status`` output field (an unfinished one reads ``failed``)."""
+        return self.value if self.finished else ExecutionStatus.FAILED.value
+
+
+UNFINISHED_EXECUTION = (ExecutionStatus.QUEUED.value, ExecutionStatus.EXPANDED.value)
 
 
 class RecordExecution(db.Model):
@@ -174,7 +219,8 @@ class RecordExecution(db.Model):
 
     The drain reads the record's associated contacts once (``status`` queued -> expanded, in the
     transaction that inserts the child enrollment rows), enrolls each through the ordinary rows,
-    then finishes the execution with counts and completes HubSpot's callback once.
+    then finishes the execution with counts (``status`` enrolled, already_enrolled or failed: its
+    ``enrollment_status`` output) and completes HubSpot's callback once.
     """
 
     __tablename__ = "record_executions"
@@ -212,8 +258,6 @@ class RecordExecution(db.Model):
     job_id: Mapped[str | None] = mapped_column(String(64))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # enrolled, already_enrolled or failed: the enrollment_status output
-    outcome: Mapped[str | None] = mapped_column(String(32))
     enrolled_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     skipped_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -20,7 +20,15 @@ from ..extensions import db
 from ..hubspot.errors import HubSpotError
 from ..hubspot.http import Transport
 from ..hubspot.versions import ACTIONS_API, LEGACY_ACTIONS_API
-from ..models import HubSpotUser, Mailbox, PublishedAction, Rotation, Sequence
+from ..models import (
+    FINISHED_STATUSES,
+    EnrollmentStatus,
+    HubSpotUser,
+    Mailbox,
+    PublishedAction,
+    Rotation,
+    Sequence,
+)
 from ..models.base import utcnow
 from ..models.sequences import sort_key as sequence_sort_key
 
@@ -30,7 +38,7 @@ ACTION_NAME = "Enroll in sequence"
 ENROLL_PATH = "/hubspot/actions/enroll"
 OPTIONS_PATH = "/hubspot/actions/options"
 PAGE_SIZE = 100
-OUTCOMES = ("enrolled", "already_enrolled", "failed")
+OUTCOMES = FINISHED_STATUSES  # enrolled, already_enrolled, failed: enrollment_status's values
 SEND_FROM_OPTIONS = (
     {"label": "One mailbox", "value": "mailbox", "description": "Always send from this inbox"},
     {
@@ -269,11 +277,13 @@ def build_definition(public_base_url: str) -> dict:
                     "failed_count": "Contacts not enrolled (failed)",
                 },
                 "executionRules": {
-                    "enrolled": "Enrolled in {{ sequence_name }} from {{ sender_email }}",
-                    "already_enrolled": (
+                    EnrollmentStatus.ENROLLED: (
+                        "Enrolled in {{ sequence_name }} from {{ sender_email }}"
+                    ),
+                    EnrollmentStatus.ALREADY_ENROLLED: (
                         "Not enrolled again: the contact is already in a sequence"
                     ),
-                    "failed": "Not enrolled: {{ failure_reason }}",
+                    EnrollmentStatus.FAILED: "Not enrolled: {{ failure_reason }}",
                 },
             }
         },

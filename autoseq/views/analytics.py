@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import Response, current_app, g, request, stream_with_context
 
+from ..models import EnrollmentStatus
 from ..services import analytics
 from ..services import enrollment as enrollment_service
 from . import charts
@@ -21,6 +22,12 @@ def _common(filters: analytics.Filters) -> dict:
         "statuses": analytics.STATUSES,
         "hubspot_app_base": current_app.config["HUBSPOT_APP_BASE"],
     }
+
+
+@bp.app_template_filter("status_counter")
+def status_counter(status: str) -> str:
+    """An enrollment's badge: the counter its status counts under (queued, enrolled, failed)."""
+    return EnrollmentStatus(status).counter.value
 
 
 @bp.route("/")

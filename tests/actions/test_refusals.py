@@ -88,7 +88,8 @@ def test_contact_already_in_a_sequence_is_already_enrolled(world, run_jobs):
     outputs = world.outputs(cb)
     assert outputs["enrollment_status"] == "already_enrolled"
     assert outputs["hs_execution_state"] == "FAIL_CONTINUE"
-    assert world.row(cb).failure_code == "ALREADY_ENROLLED"
+    row = world.row(cb)
+    assert (row.status, row.failure_code) == ("already_enrolled", "ALREADY_ENROLLED")
     assert len(world.admin.enrollments()) == 1
 
 

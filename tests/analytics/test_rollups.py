@@ -22,6 +22,13 @@ from autoseq.services import analytics
 from autoseq.services.analytics import Filters, rollup_reads, rollups
 
 ZONES = ("America/New_York", "Asia/Kolkata", "Asia/Kathmandu")
+# What the page has always counted each state as (a contact already in a sequence: not enrolled).
+COUNTED_AS = {
+    "queued": "queued",
+    "enrolled": "enrolled",
+    "already_enrolled": "failed",
+    "failed": "failed",
+}
 
 
 def _rows(workspace_id):
@@ -45,7 +52,7 @@ def _matches(r, f: Filters) -> bool:
         (f.workflow_id, r.workflow_id),
         (f.mailbox_id, r.mailbox_id),
         (f.rotation_id, r.rotation_id),
-        (f.status, r.status),
+        (f.status, COUNTED_AS[r.status]),
         (f.reason, r.failure_code),
     )
     return all(want is None or want == have for want, have in wanted)
@@ -54,7 +61,7 @@ def _matches(r, f: Filters) -> bool:
 def _add(slot, r):
     slot[0] += 1
     slot[1] += r.status == "enrolled"
-    slot[2] += r.status == "failed"
+    slot[2] += COUNTED_AS[r.status] == "failed"
 
 
 def expected(rows, f: Filters) -> dict:
@@ -74,7 +81,7 @@ def expected(rows, f: Filters) -> dict:
         _add(groups["workflow"][r.workflow_id], r)
         _add(groups["mailbox"][r.mailbox_id], r)
         _add(groups["rotation"][r.rotation_id], r)
-        if r.status == "failed":
+        if COUNTED_AS[r.status] == "failed":
             _add(groups["reason"][r.failure_code], r)
     return {
         "days": [(d, tuple(c)) for d, c in days.items()],
@@ -126,7 +133,9 @@ def busy(workspace, make_sequence, make_mailbox, make_rotation, make_enrollment)
     now = datetime.now(UTC)
     rows = []
     for _ in range(250):
-        status = rng.choice(["enrolled"] * 5 + ["failed"] * 3 + ["queued"] * 2)
+        status = rng.choice(
+            ["enrolled"] * 5 + ["failed"] * 3 + ["queued"] * 2 + ["already_enrolled"]
+        )
         extra = (
             {"failure_code": rng.choice(["BOUNCED", "UNSUBSCRIBED"])} if status == "failed" else {}
         )
@@ -175,16 +184,21 @@ def test_every_figure_matches_the_rows_across_changes(workspace, busy):
     queued = [r for r in rows if r.status == "queued"]
     failed = [r for r in rows if r.status == "failed"]
     for row in queued[:10]:
-        row.status, row.outcome, row.failure_code = "failed", "failed", "PERMISSION_DENIED"
+        row.status, row.failure_code = "failed", "PERMISSION_DENIED"
     for row in queued[10:20]:
-        row.status, row.outcome = "enrolled", "enrolled"
+        row.status = "enrolled"
     failed[0].status, failed[0].failure_code = "enrolled", None
+    skipped = [r for r in rows if r.status == "already_enrolled"]
+    for row in queued[20:25]:  # HubSpot: already in a sequence
+        row.status, row.failure_code = "already_enrolled", "ALREADY_ENROLLED"
+    skipped[0].status, skipped[0].failure_code = "enrolled", None  # a wait that ended
+    failed[3].status = "already_enrolled"
     failed[1].failure_code = "SEND_LIMIT_EXCEEDED"
     failed[2].sequence_name = "Renamed while failed"
     db.session.delete(rows[0])
     db.session.commit()
     # A row changed by an object that did not load it (the hook reads the old values itself).
-    stale = db.session.get(Enrollment, queued[20].id)
+    stale = db.session.get(Enrollment, queued[30].id)
     db.session.expire(stale)
     stale.status = "enrolled"
     db.session.commit()
@@ -236,3 +250,32 @@ def test_a_rolled_back_change_leaves_the_rollups(workspace, busy):
     db.session.flush()
     db.session.rollback()
     assert shown(analytics.report(filters)) == before
+
+
+@pytest.mark.parametrize("state", ["queued", "enrolled", "already_enrolled", "failed"])
+def test_each_state_counts_where_the_page_always_counted_it(workspace, make_enrollment, state):
+    """One row per state: the headline, the status filter and a rebuild agree (already_enrolled
+    among the failed, queued read live)."""
+    for other in ("enrolled", "failed"):
+        make_enrollment(workspace, status=other)
+    row = make_enrollment(workspace, status=state)
+    assert row.status == state
+    counts = {}
+    for status in ("", "queued", "enrolled", "failed"):
+        report = analytics.report(Filters.parse({"status": status}, workspace))
+        counts[status] = _c(report.current)
+    ok, bad = 1 + (state == "enrolled"), 1 + (COUNTED_AS[state] == "failed")
+    assert counts[""] == (3, ok, bad)
+    assert counts["queued"] == (int(state == "queued"), 0, 0)
+    assert counts["enrolled"] == (ok, ok, 0)
+    assert counts["failed"] == (bad, 0, bad)
+
+    def table():
+        rows = db.session.execute(
+            select(EnrollmentRollup.__table__).where(EnrollmentRollup.workspace_id == workspace.id)
+        )
+        return sorted(tuple(r) for r in rows)
+
+    kept = table()
+    rollups.rebuild(workspace.id)
+    assert table() == [r for r in kept if r[-2] or r[-1]]

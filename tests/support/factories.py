@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from autoseq.extensions import db
 from autoseq.models import (
     Enrollment,
+    EnrollmentStatus,
+    FailureCode,
     HubSpotUser,
     Mailbox,
     MailboxKind,
@@ -128,10 +130,15 @@ def make_rotation(
 
 
 def make_enrollment(
-    workspace, created_at=None, sequence=None, status="enrolled", commit=True, **fields
+    workspace,
+    created_at=None,
+    sequence=None,
+    status=EnrollmentStatus.ENROLLED,
+    commit=True,
+    **fields,
 ) -> Enrollment:
     """One enrollment row as the pipeline leaves it; every column can be overridden. A failed
-    one gets a failure code and reason unless given."""
+    one gets a failure code and reason unless given (already_enrolled: HubSpot's refusal)."""
     n = next_id()
     values = {
         "workspace_id": workspace.id,
@@ -142,14 +149,16 @@ def make_enrollment(
         "sequence_id": sequence.id if sequence else None,
         "sequence_hubspot_id": sequence.hubspot_id if sequence else "1",
         "sequence_name": sequence.name if sequence else "Some sequence",
-        "status": status,
-        "outcome": {"enrolled": "enrolled", "failed": "failed"}.get(status),
+        "status": EnrollmentStatus(status).value,
         "attempts": 1,
         "created_at": created_at or datetime.now(UTC) - timedelta(hours=1),
     }
-    if status == "failed":
-        values.setdefault("failure_code", "UNSUBSCRIBED")
+    if status == EnrollmentStatus.FAILED:
+        values.setdefault("failure_code", FailureCode.UNSUBSCRIBED.value)
         values.setdefault("failure_reason", "The contact unsubscribed.")
+    elif status == EnrollmentStatus.ALREADY_ENROLLED:
+        values.setdefault("failure_code", FailureCode.ALREADY_ENROLLED.value)
+        values.setdefault("failure_reason", "Contact is already enrolled in a sequence")
     values.update(fields)
     row = Enrollment(**values)
     db.session.add(row)

@@ -43,6 +43,7 @@ from ...models import (
 from . import rollup_reads
 from .filters import FAILURE_TEXT, Filters, local_midnight
 from .log import workflow_names
+from .rollups import NOT_OK, OK
 
 # -- aggregates --------------------------------------------------------------------------------
 
@@ -97,11 +98,11 @@ class Report:
 
 
 def _succeeded():
-    return func.sum(case((Enrollment.status == EnrollmentStatus.ENROLLED.value, 1), else_=0))
+    return func.sum(case((Enrollment.status.in_(OK), 1), else_=0))
 
 
 def _failed():
-    return func.sum(case((Enrollment.status == EnrollmentStatus.FAILED.value, 1), else_=0))
+    return func.sum(case((Enrollment.status.in_(NOT_OK), 1), else_=0))
 
 
 def _counts(total, succeeded, failed) -> Counts:
@@ -112,8 +113,8 @@ def headline(filters: Filters) -> tuple[Counts, Counts]:
     """(this period, the previous period of equal length), in one scan over both periods."""
     start, prev_start = filters.start, local_midnight(filters.previous_start_date, filters.tz)
     in_current = Enrollment.created_at >= start
-    ok = Enrollment.status == EnrollmentStatus.ENROLLED.value
-    bad = Enrollment.status == EnrollmentStatus.FAILED.value
+    ok = Enrollment.status.in_(OK)
+    bad = Enrollment.status.in_(NOT_OK)
     row = db.session.execute(
         select(
             func.sum(case((in_current, 1), else_=0)),
@@ -211,8 +212,8 @@ def _per_day_rows(filters: Filters):
         .where(*filters.conditions())
         .subquery()
     )
-    ok = inner.c.status == EnrollmentStatus.ENROLLED.value
-    bad = inner.c.status == EnrollmentStatus.FAILED.value
+    ok = inner.c.status.in_(OK)
+    bad = inner.c.status.in_(NOT_OK)
     return db.session.execute(
         select(
             inner.c.day,
@@ -317,7 +318,7 @@ def grouping_sets_rows(filters: Filters, engine=None) -> dict[str, list[tuple]]:
 def _grouped(filters: Filters, *keys, extra=(), only_failed: bool = False):
     conds = filters.conditions()
     if only_failed:
-        conds.append(Enrollment.status == EnrollmentStatus.FAILED.value)
+        conds.append(Enrollment.status.in_(NOT_OK))
     return db.session.execute(
         select(*keys, func.count(), _succeeded(), _failed(), *extra)
         .where(*conds)
@@ -438,7 +439,9 @@ def by_reason(filters: Filters, rows=None) -> list[Row]:
             key=code,
             label=code or "(no code)",
             counts=_counts(t, s, f),
-            link_args=filters.query_args(status="failed", reason=code) if code else None,
+            link_args=filters.query_args(status=EnrollmentStatus.FAILED.value, reason=code)
+            if code
+            else None,
             detail=FAILURE_TEXT.get(code or "") or reason,
         )
         for code, t, s, f, reason in rows

@@ -13,6 +13,7 @@ from sqlalchemy import (
 from ...extensions import db
 from ...models import (
     Enrollment,
+    EnrollmentStatus,
     Rotation,
 )
 from .filters import EXPORT_CHUNK, Filters
@@ -52,6 +53,13 @@ def csv_safe(value) -> str:
     return text
 
 
+def _status_cells(status: str) -> tuple[str, str]:
+    """The ``status`` and ``outcome`` columns as before the two became one: the page's counter
+    (queued, enrolled, failed) and, once finished, the ``enrollment_status`` the workflow got."""
+    state = EnrollmentStatus(status)
+    return state.counter.value, (state.value if state.finished else "")
+
+
 def export_rows(filters: Filters) -> Iterator[str]:
     """The filtered log as CSV text, chunk by chunk, oldest first, in constant memory.
 
@@ -80,7 +88,6 @@ def export_rows(filters: Filters) -> Iterator[str]:
             Enrollment.sender_email,
             Enrollment.rotation_id,
             Enrollment.status,
-            Enrollment.outcome,
             Enrollment.failure_code,
             Enrollment.failure_reason,
             Enrollment.callback_error,
@@ -111,8 +118,7 @@ def export_rows(filters: Filters) -> Iterator[str]:
                         csv_safe(r.workflow_id),
                         csv_safe(r.sender_email),
                         csv_safe(rotations.get(r.rotation_id, "")),
-                        r.status,
-                        csv_safe(r.outcome),
+                        *_status_cells(r.status),
                         csv_safe(r.failure_code),
                         csv_safe(r.failure_reason),
                         csv_safe(r.callback_error),

@@ -15,8 +15,8 @@ from sqlalchemy import (
 
 from ...extensions import db
 from ...models import (
+    STATUS_COUNTERS,
     Enrollment,
-    EnrollmentStatus,
     Mailbox,
     Rotation,
     Sequence,
@@ -31,7 +31,8 @@ FAILURE_TEXT = REASONS
 PERIODS = ("7", "30", "90", "custom")
 DEFAULT_PERIOD = "30"
 MAX_RANGE_DAYS = 366
-STATUSES = tuple(s.value for s in EnrollmentStatus)
+# The status filter's choices: the page's counters (failed takes in already_enrolled).
+STATUSES = tuple(STATUS_COUNTERS)
 LOG_PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 
@@ -238,7 +239,12 @@ class Filters:
         if self.rotation_id is not None:
             conds.append(Enrollment.rotation_id == self.rotation_id)
         if self.status is not None:
-            conds.append(Enrollment.status == self.status)
+            statuses = STATUS_COUNTERS[self.status]
+            conds.append(
+                Enrollment.status == statuses[0]
+                if len(statuses) == 1
+                else Enrollment.status.in_(statuses)
+            )
         if self.reason is not None:
             conds.append(Enrollment.failure_code == self.reason)
         return conds

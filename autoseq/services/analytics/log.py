@@ -64,7 +64,6 @@ LOG_COLUMNS = (
     Enrollment.rotation_id,
     Enrollment.sender_email,
     Enrollment.status,
-    Enrollment.outcome,
     Enrollment.failure_code,
     Enrollment.failure_reason,
     Enrollment.callback_error,

@@ -34,7 +34,7 @@ from ...models import (
     Sequence,
 )
 from .filters import Filters, local_midnight
-from .rollups import FINISHED, day_of
+from .rollups import FINISHED, NOT_OK, OK, day_of
 
 # filter attribute, Dim, rollup / row columns of the breakdown named after it
 ENTITIES = {
@@ -198,8 +198,8 @@ def _edge_rows(filters: Filters, edges: list, columns) -> list:
     if not spans:
         return []
     conds = filters.conditions()  # the period's bounds hold the edges
-    ok = func.count().filter(Enrollment.status == ENROLLED)
-    bad = func.count().filter(Enrollment.status == FAILED)
+    ok = func.count().filter(Enrollment.status.in_(OK))
+    bad = func.count().filter(Enrollment.status.in_(NOT_OK))
     return db.session.execute(
         select(*cols, ok, bad)
         .where(*conds, or_(*spans), Enrollment.status.in_(FINISHED))

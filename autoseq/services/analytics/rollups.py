@@ -6,9 +6,10 @@ How they stay exact:
   falls in, never in a local day. Every real zone's midnight is on a 15-minute UTC boundary, so
   the page sums whole buckets into the workspace's local days *at read time*, in whatever zone
   the workspace has now: changing the zone changes nothing stored.
-- **Late finishers.** A row counts here once it is finished (enrolled or failed), in the bucket of
-  its creation. :func:`record_outcome_change` applies the -1/+1 of a change in the same
-  transaction as the row's change, so the rollups and the rows commit or roll back together;
+- **Late finishers.** A row counts here once it is finished (``n_ok``: enrolled; ``n_failed``:
+  failed or already_enrolled, as the page has always counted a contact already in a sequence), in
+  the bucket of its creation. :func:`record_outcome_change` applies the -1/+1 of a change in the
+  same transaction as the row's change, so the rollups and the rows commit or roll back together;
   unfinished (queued) rows are few and are read live from the rows (a partial index).
 - **Every writer.** A ``before_flush`` hook on the ORM session calls it for every Enrollment
   inserted, changed or deleted through the ORM, reading the old values from the database under
@@ -31,11 +32,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ...extensions import db
-from ...models import Dim, Enrollment, EnrollmentRollup, EnrollmentStatus, RollupGrain
+from ...models import (
+    FINISHED_STATUSES,
+    STATUS_COUNTERS,
+    Dim,
+    Enrollment,
+    EnrollmentRollup,
+    EnrollmentStatus,
+    RollupGrain,
+)
 from ...models.base import utcnow
 
 QUARTER = timedelta(minutes=15)
-FINISHED = (EnrollmentStatus.ENROLLED.value, EnrollmentStatus.FAILED.value)
+FINISHED = FINISHED_STATUSES
+# The two counters: n_ok (enrolled) and n_failed (failed, and already_enrolled: not enrolled).
+OK, NOT_OK = STATUS_COUNTERS[EnrollmentStatus.ENROLLED], STATUS_COUNTERS[EnrollmentStatus.FAILED]
 # The projections kept at each grain. 15-minute buckets for the no-entity and single-entity
 # projections (the per-day chart, the previous period, the breakdown's edge days); UTC days for
 # those and for the pairs (a breakdown by one entity while filtering by another).
@@ -119,7 +130,7 @@ def _deltas(changes: Iterable[tuple[Fact | None, Fact | None]]) -> dict[tuple, l
         for fact, sign in ((old, -1), (new, +1)):
             if fact is None or not fact.counted:
                 continue
-            slot = 0 if fact.status == EnrollmentStatus.ENROLLED.value else 1
+            slot = 0 if fact.status in OK else 1
             for key in _keys(fact):
                 deltas[(fact.workspace_id, *key)][slot] += sign
     return {k: v for k, v in deltas.items() if v != [0, 0]}
@@ -303,8 +314,8 @@ def _rebuild_postgresql(session: Session, workspace_id: int) -> int:
                     literal(int(dims)),
                     bucket,
                     *(literal(c) if isinstance(c, int | str) else c for c in columns.values()),
-                    func.count().filter(Enrollment.status == EnrollmentStatus.ENROLLED.value),
-                    func.count().filter(Enrollment.status == EnrollmentStatus.FAILED.value),
+                    func.count().filter(Enrollment.status.in_(OK)),
+                    func.count().filter(Enrollment.status.in_(NOT_OK)),
                 )
                 .where(Enrollment.workspace_id == workspace_id, Enrollment.status.in_(FINISHED))
                 .group_by(Enrollment.workspace_id, *keys)

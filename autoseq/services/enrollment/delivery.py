@@ -44,21 +44,21 @@ def deliver(row: Enrollment, client) -> str | None:
         _enroll(row, client)
     except (errors.NeedsReconnect, errors.HubSpotAuthError):
         db.session.rollback()
-        finish(row, "failed", FailureCode.NEEDS_RECONNECT)
+        finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT)
     except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
         db.session.rollback()
         if isinstance(exc, errors.RateLimited) and _is_daily(exc):
-            finish(row, "failed", FailureCode.DAILY_LIMIT)
+            finish(row, EnrollmentStatus.FAILED, FailureCode.DAILY_LIMIT)
         elif final_retry(row):
-            finish(row, "failed", FailureCode.HUBSPOT_UNAVAILABLE)
+            finish(row, EnrollmentStatus.FAILED, FailureCode.HUBSPOT_UNAVAILABLE)
         else:
             raise Transient(str(exc)) from exc
-    return row.outcome
+    return row.status if EnrollmentStatus(row.status).finished else None
 
 
 def fail_unreachable(row: Enrollment) -> None:
     """The workspace's connection needs reconnecting: the row fails without a call."""
-    finish(row, "failed", FailureCode.NEEDS_RECONNECT)
+    finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT)
 
 
 def _sub_category(exc) -> str | None:
@@ -103,7 +103,7 @@ def _enroll(row: Enrollment, client) -> None:
     sequence = _sequence(row)
     code = _unsendable(row, sequence)
     if code:
-        finish(row, "failed", code)
+        finish(row, EnrollmentStatus.FAILED, code)
         return
     if row.attempts > 0 and _already_in_sequence(row, client):
         return
@@ -118,7 +118,9 @@ def _enroll(row: Enrollment, client) -> None:
                 exclude_mailbox_ids=tuple(excluded),
             )
         except senders.NoSender as exc:
-            finish(row, "failed", exc.code, getattr(exc, "message", None) or str(exc))
+            finish(
+                row, EnrollmentStatus.FAILED, exc.code, getattr(exc, "message", None) or str(exc)
+            )
             return
         if not _attempt(row, client, choice, excluded):
             return
@@ -150,7 +152,7 @@ def _attempt(row: Enrollment, client, choice, excluded: list[int]) -> bool:
         senders.release(choice)
         return _refused(row, client, choice, excluded, exc)
     row.hubspot_enrollment_id = str((result or {}).get("id") or "") or None
-    finish(row, "enrolled")
+    finish(row, EnrollmentStatus.ENROLLED)
     return False
 
 
@@ -170,10 +172,10 @@ def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
             if waiting.should_wait(row):
                 waiting.start(row)  # "wait": checked until the contact's sequence ends
             else:
-                finish(row, "already_enrolled", code)
+                finish(row, EnrollmentStatus.ALREADY_ENROLLED, code)
         return False
     reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
-    finish(row, "failed", code or FailureCode.HUBSPOT_ERROR, reason)
+    finish(row, EnrollmentStatus.FAILED, code or FailureCode.HUBSPOT_ERROR, reason)
     return False
 
 
@@ -188,7 +190,7 @@ def _already_in_sequence(row: Enrollment, client) -> bool:
         row.hubspot_enrollment_id = str(current.get("id") or "") or None
         if current.get("enrolledByEmail") and not row.sender_email:
             row.sender_email = current["enrolledByEmail"]
-        finish(row, "enrolled")
+        finish(row, EnrollmentStatus.ENROLLED)
         return True
     return False
 

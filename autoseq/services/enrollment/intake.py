@@ -480,7 +480,7 @@ def final_answer(recorded: Recorded) -> dict | None:
 
 def _final_record_answer(recorded: Recorded) -> dict | None:
     row = db.session.get(RecordExecution, recorded.id)
-    if row is None or row.status != ExecutionStatus.FINISHED:
+    if row is None or not ExecutionStatus(row.status).finished:
         db.session.commit()
         return None
     outputs = execution_output_fields(row)

@@ -1,8 +1,8 @@
 """An enrollment's outcome: the one place it changes (:func:`finish`), and how it reads.
 
-Every outcome an enrollment ever gets (enrolled, already enrolled, failed with a code) is recorded
-by :func:`finish` and nowhere else, so whatever must follow an outcome change (a log line today,
-analytics rollups tomorrow) is added here once.
+Every outcome an enrollment ever gets (its ``status`` leaves ``queued`` for enrolled,
+already_enrolled, or failed with a code) is recorded by :func:`finish` and nowhere else, so
+whatever must follow an outcome change (a log line, the analytics rollups) is added here once.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ REASONS = {
 }
 
 
-def finish(row: Enrollment, outcome: str, code: str | None = None, reason: str | None = None):
-    """Record the enrollment's outcome (``enrolled``, ``already_enrolled`` or ``failed``) and
-    commit: the one function through which an outcome changes."""
-    row.outcome = outcome
-    row.status = (
-        EnrollmentStatus.ENROLLED.value if outcome == "enrolled" else EnrollmentStatus.FAILED.value
-    )
+def finish(
+    row: Enrollment, outcome: EnrollmentStatus, code: str | None = None, reason: str | None = None
+):
+    """Give the enrollment its finished state (``enrolled``, ``already_enrolled`` or ``failed``)
+    and commit: the one function through which an enrollment's state leaves ``queued``."""
+    outcome = EnrollmentStatus(outcome)
+    if not outcome.finished:
+        raise ValueError(f"{outcome} is not a finished state")
+    row.status = outcome.value
     row.failure_code = None if code is None else str(code)  # FailureCode, or HubSpot's own
     row.failure_reason = reason if reason is not None else (REASONS.get(code) if code else None)
     row.finished_at = utcnow()
@@ -61,10 +63,10 @@ def finish(row: Enrollment, outcome: str, code: str | None = None, reason: str |
 
 def output_fields(row: Enrollment) -> dict:
     """What the workflow sees once the execution completes."""
-    succeeded = row.outcome == "enrolled"
+    status = EnrollmentStatus(row.status)
     return {
-        "hs_execution_state": "SUCCESS" if succeeded else "FAIL_CONTINUE",
-        "enrollment_status": row.outcome or "failed",
+        "hs_execution_state": "SUCCESS" if status is EnrollmentStatus.ENROLLED else "FAIL_CONTINUE",
+        "enrollment_status": status.output,
         "failure_reason": row.failure_reason or "",
         "sender_email": row.sender_email or "",
         "sequence_name": row.sequence_name or "",
@@ -79,25 +81,27 @@ def finish_execution(
     (``code``). Commits; the callback is then due."""
     counts = dict(
         db.session.execute(
-            db.select(Enrollment.outcome, db.func.count())
+            db.select(Enrollment.status, db.func.count())
             .where(Enrollment.execution_id == execution.id)
-            .group_by(Enrollment.outcome)
+            .group_by(Enrollment.status)
         ).all()
     )
-    execution.enrolled_count = counts.get("enrolled", 0)
-    execution.skipped_count = counts.get("already_enrolled", 0)
+    execution.enrolled_count = counts.get(EnrollmentStatus.ENROLLED, 0)
+    execution.skipped_count = counts.get(EnrollmentStatus.ALREADY_ENROLLED, 0)
     execution.failed_count = sum(
-        n for k, n in counts.items() if k not in ("enrolled", "already_enrolled")
+        n
+        for k, n in counts.items()
+        if k not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.ALREADY_ENROLLED)
     )
     if code:
-        execution.outcome = "failed"
+        status = ExecutionStatus.FAILED
     elif execution.enrolled_count:
-        execution.outcome = "enrolled"
+        status = ExecutionStatus.ENROLLED
     elif execution.skipped_count and not execution.failed_count:
-        execution.outcome = "already_enrolled"
+        status = ExecutionStatus.ALREADY_ENROLLED
     else:
-        execution.outcome = "failed"
-    if code is None and execution.outcome != "enrolled":
+        status = ExecutionStatus.FAILED
+    if code is None and status is not ExecutionStatus.ENROLLED:
         code, reason = _first_failure(execution)
     execution.failure_code = code
     execution.failure_reason = (
@@ -105,11 +109,14 @@ def finish_execution(
     )
     execution.sender_email = db.session.scalar(
         db.select(Enrollment.sender_email)
-        .where(Enrollment.execution_id == execution.id, Enrollment.outcome == "enrolled")
+        .where(
+            Enrollment.execution_id == execution.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED.value,
+        )
         .order_by(Enrollment.id)
         .limit(1)
     )
-    execution.status = ExecutionStatus.FINISHED.value
+    execution.status = status.value
     execution.finished_at = utcnow()
     execution.job_id = None
     execution.due_at = None
@@ -120,7 +127,7 @@ def finish_execution(
         execution.callback_id,
         execution.record_type,
         execution.record_id,
-        execution.outcome,
+        execution.status,
         execution.enrolled_count,
         execution.skipped_count,
         execution.failed_count,
@@ -131,7 +138,12 @@ def _first_failure(execution: RecordExecution) -> tuple[str | None, str | None]:
     """No contact enrolled: the first row's reason is the execution's."""
     first = db.session.execute(
         db.select(Enrollment.failure_code, Enrollment.failure_reason)
-        .where(Enrollment.execution_id == execution.id, Enrollment.outcome != "enrolled")
+        .where(
+            Enrollment.execution_id == execution.id,
+            Enrollment.status.in_(
+                (EnrollmentStatus.ALREADY_ENROLLED.value, EnrollmentStatus.FAILED.value)
+            ),
+        )
         .order_by(Enrollment.id)
         .limit(1)
     ).first()
@@ -141,10 +153,10 @@ def _first_failure(execution: RecordExecution) -> tuple[str | None, str | None]:
 def execution_output_fields(execution: RecordExecution) -> dict:
     """What a deal, company or ticket workflow sees once the execution completes: the contact
     workflow's fields plus the counts to branch on."""
-    succeeded = execution.outcome == "enrolled"
+    status = ExecutionStatus(execution.status)
     return {
-        "hs_execution_state": "SUCCESS" if succeeded else "FAIL_CONTINUE",
-        "enrollment_status": execution.outcome or "failed",
+        "hs_execution_state": "SUCCESS" if status is ExecutionStatus.ENROLLED else "FAIL_CONTINUE",
+        "enrollment_status": status.output,
         "failure_reason": execution.failure_reason or "",
         "sender_email": execution.sender_email or "",
         "sequence_name": execution.sequence_name or "",

@@ -30,7 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from ...extensions import db
 from ...hubspot import errors
 from ...hubspot.oauth import RECORD_SCOPES
-from ...models import Enrollment, EnrollmentStatus, ExecutionStatus, RecordExecution
+from ...models import (
+    UNFINISHED_EXECUTION,
+    Enrollment,
+    EnrollmentStatus,
+    ExecutionStatus,
+    RecordExecution,
+)
 from ...models.base import utcnow
 from ...models.failures import FailureCode
 from .claims import claim_rows
@@ -263,9 +269,7 @@ def has_work(workspace_id: int) -> bool:
             db.select(RecordExecution.id)
             .where(
                 RecordExecution.workspace_id == workspace_id,
-                RecordExecution.status.in_(
-                    [ExecutionStatus.QUEUED.value, ExecutionStatus.EXPANDED.value]
-                ),
+                RecordExecution.status.in_(UNFINISHED_EXECUTION),
                 RecordExecution.job_id.is_(None),
             )
             .limit(1)
@@ -293,7 +297,7 @@ def next_due_in(workspace_id: int) -> float | None:
 def workspaces_with_work():
     """A select of workspace ids with executions to expand or settle (for the sweep)."""
     return db.select(RecordExecution.workspace_id).where(
-        RecordExecution.status.in_([ExecutionStatus.QUEUED.value, ExecutionStatus.EXPANDED.value])
+        RecordExecution.status.in_(UNFINISHED_EXECUTION)
     )
 
 

@@ -97,7 +97,7 @@ def start(row: Enrollment) -> None:
     now = utcnow()
     until = deadline(row)
     if now >= until:
-        finish(row, "failed", FailureCode.WAIT_TIMED_OUT)
+        finish(row, EnrollmentStatus.FAILED, FailureCode.WAIT_TIMED_OUT)
         return
     row.wait_until = until
     row.wait_checks = 0
@@ -150,7 +150,7 @@ def check(row: Enrollment, client) -> str:
     now), ``waiting`` (next check scheduled) or ``timed_out`` (finished). Commits."""
     now = utcnow()
     if row.wait_until is not None and now >= row.wait_until:
-        finish(row, "failed", FailureCode.WAIT_TIMED_OUT)
+        finish(row, EnrollmentStatus.FAILED, FailureCode.WAIT_TIMED_OUT)
         return "timed_out"
     try:
         current = client.get_contact_enrollment(row.contact_id)
@@ -159,7 +159,7 @@ def check(row: Enrollment, client) -> str:
         current = {"unknown": True}  # look again at the next check
     except (errors.NeedsReconnect, errors.HubSpotAuthError):
         db.session.rollback()
-        finish(row, "failed", FailureCode.NEEDS_RECONNECT)
+        finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT)
         return "failed"
     if not current:
         row.wait_until = None
