@@ -79,3 +79,78 @@ def test_disconnect_reasons_move_from_redis_into_their_column(tmp_path, app, red
         rows = dict(conn.execute(sa.text("SELECT id, disconnect_reason FROM mailboxes")).all())
     engine.dispose()
     assert rows == {gone: "User 7 has no connected inboxes", fine: None}
+
+
+def test_status_takes_the_outcome_and_gives_it_back(tmp_path):
+    """0013: ``outcome`` folds into ``status`` (enrollments and record executions) and comes
+    back out on downgrade."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    env = dict(os.environ, AUTOSEQ_ENV="development", DATABASE_URL=url)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "db"]
+
+    def migrate(*args):
+        done = subprocess.run([*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    migrate("upgrade", "0012_waiting")
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=["workspaces", "enrollments", "record_executions"])
+    before = {
+        "queued": ("queued", None),
+        "enrolled": ("enrolled", "enrolled"),
+        "skipped": ("failed", "already_enrolled"),
+        "failed": ("failed", "failed"),
+    }
+    executions = {
+        "waiting": ("expanded", None),
+        "ok": ("finished", "enrolled"),
+        "skip": ("finished", "already_enrolled"),
+        "bad": ("finished", "failed"),
+    }
+    with engine.begin() as conn:
+        ws = _insert(conn, meta.tables["workspaces"], name="Acme")
+        for cb, (status, outcome) in before.items():
+            _insert(
+                conn,
+                meta.tables["enrollments"],
+                workspace_id=ws,
+                callback_id=cb,
+                status=status,
+                outcome=outcome,
+            )
+        for cb, (status, outcome) in executions.items():
+            _insert(
+                conn,
+                meta.tables["record_executions"],
+                workspace_id=ws,
+                callback_id=cb,
+                status=status,
+                outcome=outcome,
+            )
+
+    def read(name, *columns):
+        table = sa.Table(name, sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.callback_id, *(table.c[c] for c in columns)))
+            return {r[0]: tuple(r[1:]) for r in rows}
+
+    migrate("upgrade")
+    assert read("enrollments", "status") == {
+        "queued": ("queued",),
+        "enrolled": ("enrolled",),
+        "skipped": ("already_enrolled",),
+        "failed": ("failed",),
+    }
+    assert read("record_executions", "status") == {
+        "waiting": ("expanded",),
+        "ok": ("enrolled",),
+        "skip": ("already_enrolled",),
+        "bad": ("failed",),
+    }
+    migrate("downgrade", "0012_waiting")
+    assert read("enrollments", "status", "outcome") == before
+    assert read("record_executions", "status", "outcome") == executions
+    engine.dispose()

@@ -76,3 +76,25 @@ def test_export_names_the_record_an_enrollment_came_from(logged_in, workspace, m
         for r in rows
     }
     assert records == {"7001": ("DEAL", "9001", "'=Acme"), "7002": ("", "", "")}
+
+
+def test_export_keeps_its_status_and_outcome_columns_for_each_state(
+    logged_in, workspace, make_enrollment
+):
+    """One state column in the table; the CSV still has ``status`` (the page's counter) and
+    ``outcome`` (the workflow's enrollment_status, empty while queued)."""
+    for state in ("queued", "enrolled", "already_enrolled", "failed"):
+        make_enrollment(workspace, status=state, contact_id=state)
+    header, *rows = _csv(logged_in.get(f"/w/{workspace.id}/analytics/export.csv"))
+    got = {
+        r["contact_id"]: (r["status"], r["outcome"])
+        for r in (dict(zip(header, row, strict=True)) for row in rows)
+    }
+    assert got == {
+        "queued": ("queued", ""),
+        "enrolled": ("enrolled", "enrolled"),
+        "already_enrolled": ("failed", "already_enrolled"),
+        "failed": ("failed", "failed"),
+    }
+    failed = _csv(logged_in.get(f"/w/{workspace.id}/analytics/export.csv?status=failed"))
+    assert sorted(r[2] for r in failed[1:]) == ["already_enrolled", "failed"]

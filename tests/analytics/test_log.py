@@ -113,3 +113,15 @@ def test_a_refused_callback_shows_in_the_log_and_the_export(logged_in, workspace
     header, *rows = [line.split(",") for line in csv_text.strip().splitlines()]
     errors = {r[header.index("contact_id")]: r[header.index("callback_error")] for r in rows}
     assert errors == {"5151": "CALLBACK_EXPIRED: too late", "5252": ""}
+
+
+def test_log_shows_each_state_as_before(logged_in, workspace, make_enrollment):
+    """A contact already in a sequence shows as failed, noted "already enrolled"."""
+    for state in ("queued", "enrolled", "already_enrolled", "failed"):
+        make_enrollment(workspace, status=state, contact_id=f"55{len(state)}")
+    html = logged_in.get(f"/w/{workspace.id}/analytics/log").get_data(as_text=True)
+    assert html.count('class="badge badge-failed"') == 2
+    assert html.count('class="badge badge-enrolled"') == 1
+    assert html.count('class="badge badge-queued"') == 1
+    assert "badge-already_enrolled" not in html
+    assert html.count("already enrolled</span>") == 1
