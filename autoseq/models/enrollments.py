@@ -85,9 +85,18 @@ class Enrollment(db.Model):
             "created_at",
             postgresql_include=ANALYTICS_INCLUDE,
         ),
-        Index("ix_enrollments_ws_sequence_created", "workspace_id", "sequence_id", "created_at"),
-        Index("ix_enrollments_ws_workflow_created", "workspace_id", "workflow_id", "created_at"),
-        Index("ix_enrollments_ws_mailbox_created", "workspace_id", "mailbox_id", "created_at"),
+        # A page filtered by two entities reads its rows through the more selective entity's
+        # index, index-only on PostgreSQL (migration 0014).
+        *(
+            Index(
+                f"ix_enrollments_ws_{entity}_created",
+                "workspace_id",
+                f"{entity}_id",
+                "created_at",
+                postgresql_include=[c for c in ANALYTICS_INCLUDE if c != f"{entity}_id"],
+            )
+            for entity in ("sequence", "workflow", "mailbox")
+        ),
         Index("ix_enrollments_ws_rotation_created", "workspace_id", "rotation_id", "created_at"),
         Index("ix_enrollments_status_updated", "status", "updated_at"),
         # The queue: a drain claims a workspace's queued rows in id order (migration 0009).

@@ -5,9 +5,9 @@ over its ``(workspace_id, [dimension,] created_at)`` indexes; rows are never loa
 be counted. Days are the workspace's local days, their starts computed here with zoneinfo (exact
 across DST):
 
-- PostgreSQL: the days are a table of [start, end) instants joined to the enrollments (one index
-  range scan per day); the breakdowns come from one GROUPING SETS scan; the (workspace_id,
-  created_at) index INCLUDEs the grouped columns, so both scans are index-only (migration 0002).
+- PostgreSQL: ``width_bucket`` over the days' starts numbers each row's day, both periods in one
+  index range scan; the breakdowns come from one GROUPING SETS scan beside it; the indexes
+  INCLUDE the grouped columns, so both scans are index-only (migrations 0002 and 0010).
 - SQLite: each timestamp is shifted by the zone's UTC offset over the (few) constant-offset
   stretches of the period; one GROUP BY per breakdown.
 """
@@ -225,37 +225,36 @@ def _per_day_rows(filters: Filters):
 
 
 def _per_day_rows_postgresql(filters: Filters):
-    # The local days as a table of [start, end) instants (computed with zoneinfo, so exact
-    # across DST) joined to the enrollments: one index range scan per day, already in day
-    # order, where grouping on an AT TIME ZONE expression would sort or hash every row of
-    # the period under a planner estimate of "one group per row".
-    starts = day_starts(filters)
-    stamps = postgresql.ARRAY(DateTime(timezone=True))
-    days = (
-        func.unnest(
-            bindparam("day_start", starts[:-1], type_=stamps),
-            bindparam("day_end", starts[1:], type_=stamps),
-        )
-        .table_valued("day_start", "day_end", with_ordinality="day_index")
-        .render_derived(name="days")
-    )
-    rows = db.session.execute(
-        select(days.c.day_index, func.count(), _succeeded(), _failed())
-        .select_from(days)
-        .join(
-            Enrollment,
-            and_(
-                Enrollment.created_at >= days.c.day_start,
-                Enrollment.created_at < days.c.day_end,
-            ),
-        )
-        .where(*filters.conditions())
-        .group_by(days.c.day_index)
-    ).all()
+    sums = _day_sums_postgresql(filters, day_starts(filters))
     return [
-        (filters.start_date + timedelta(days=int(i) - 1), total, ok, bad)
-        for i, total, ok, bad in rows
+        (filters.start_date + timedelta(days=i), *sums[i]) for i in range(filters.days) if i in sums
     ]
+
+
+def _day_sums_postgresql(filters: Filters, marks: list[datetime]) -> dict[int, tuple]:
+    """{day index: (total, succeeded, failed)} over the local days starting at ``marks`` (the
+    last mark is the end), in ONE index range scan: ``width_bucket`` numbers each row's day by a
+    binary search in the days' starts (computed with zoneinfo, so exact across DST).
+
+    Joining a table of [start, end) days instead, the planner chose a nested loop that tested
+    every row against every day: 2.9 s for 171,545 rows over 90 days at 10M enrollments, where
+    the index scan itself took 96 ms.
+    """
+    starts = bindparam("day_starts", marks, type_=postgresql.ARRAY(DateTime(timezone=True)))
+    day = func.width_bucket(Enrollment.created_at, starts)
+    _no_jit(db.session)
+    rows = db.session.execute(
+        select(day, func.count(), _succeeded(), _failed())
+        .where(*filters.conditions(start=marks[0], end=marks[-1]))
+        .group_by(day)
+    ).all()
+    return {int(i) - 1: (total, ok, bad) for i, total, ok, bad in rows}
+
+
+def _no_jit(connection) -> None:
+    # These scans are short: PostgreSQL's JIT compiles each of them for ~100 ms (measured at
+    # 10M rows), longer than most of them run.
+    connection.execute(text("SET LOCAL jit = off"))
 
 
 # The breakdown tables: their GROUP BY columns.
@@ -292,10 +291,12 @@ def grouping_sets_rows(filters: Filters, engine=None) -> dict[str, list[tuple]]:
     work_mem = text("SET LOCAL work_mem = '32MB'")
     if engine is None:
         db.session.execute(work_mem)
+        _no_jit(db.session)
         result = db.session.execute(query).all()
     else:
         with engine.begin() as connection:
             connection.execute(work_mem)
+            _no_jit(connection)
             result = connection.execute(query).all()
     out: dict[str, list[tuple]] = {n: [] for n in names}
     width = len(names)
@@ -491,19 +492,23 @@ def _sum_days(days: list[Day]) -> Counts:
 
 
 def _from_rows_postgresql(filters: Filters):
-    # The breakdowns' scan (the longest) runs on a second connection while this one reads
-    # the days and the previous period: PostgreSQL works on both at once.
+    # The breakdowns' scan runs on a second connection while this one reads the days of both
+    # periods in one scan: PostgreSQL works on both at once.
+    marks = rollup_reads.boundaries(filters)  # the previous period's days, this one's, the end
     with ThreadPoolExecutor(max_workers=1) as pool:
         breakdowns = pool.submit(grouping_sets_rows, filters, db.engine)
-        days = per_day(filters)
+        sums = _day_sums_postgresql(filters, marks)
         groups = breakdowns.result()
-    # The period's totals are the sum of its days: only the previous period needs a scan.
-    prev_start = local_midnight(filters.previous_start_date, filters.tz)
+    n = filters.days
+    days = per_day(
+        filters,
+        [
+            (filters.start_date + timedelta(days=i - n), *sums[i])
+            for i in range(n, 2 * n)
+            if i in sums
+        ],
+    )
     previous = _counts(
-        *db.session.execute(
-            select(func.count(), _succeeded(), _failed()).where(
-                *filters.conditions(start=prev_start, end=filters.start)
-            )
-        ).one()
+        *(sum(int(sums[i][k] or 0) for i in range(n) if i in sums) for k in range(3))
     )
     return days, _sum_days(days), previous, groups

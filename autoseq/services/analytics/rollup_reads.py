@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, and_, bindparam, func, or_, select, text
+from sqlalchemy import DateTime, and_, bindparam, func, or_, select, text, tuple_, union_all
 from sqlalchemy.dialects import postgresql
 
 from ...extensions import db
@@ -191,20 +191,45 @@ def _spans(filters: Filters) -> tuple[list, list]:
     return [(first, last)], [(start, first), (last, end)]
 
 
-def _edge_rows(filters: Filters, edges: list, columns) -> list:
-    """The partial days' finished rows, grouped by ``columns`` (for a pair breakdown)."""
-    cols = [getattr(Enrollment, c) for c in columns]
-    spans = [and_(Enrollment.created_at >= a, Enrollment.created_at < b) for a, b in edges if a < b]
-    if not spans:
-        return []
-    conds = filters.conditions()  # the period's bounds hold the edges
-    ok = func.count().filter(Enrollment.status.in_(OK))
-    bad = func.count().filter(Enrollment.status.in_(NOT_OK))
-    return db.session.execute(
-        select(*cols, ok, bad)
-        .where(*conds, or_(*spans), Enrollment.status.in_(FINISHED))
-        .group_by(*cols)
+def _edge_rows(filters: Filters, edges: list, names: list[str]) -> dict[str, list]:
+    """The partial days' finished rows grouped for each breakdown in ``names`` (the pairs):
+    {name: [(*columns, n_ok, n_failed)]}.
+
+    Each edge is its own index range (an OR of the edges under the period's bounds scanned the
+    whole period: 90,000 rows read for 8,000 kept at 10M enrollments), and on PostgreSQL every
+    breakdown comes from one GROUPING SETS pass over them (four GROUP BYs before).
+    """
+    parts = [
+        select(*(getattr(Enrollment, c) for c in KEY_COLUMNS), Enrollment.status).where(
+            *filters.conditions(start=a, end=b), Enrollment.status.in_(FINISHED)
+        )
+        for a, b in edges
+        if a < b
+    ]
+    if not parts or not names:
+        return {}
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    ok = func.count().filter(rows.c.status.in_(OK))
+    bad = func.count().filter(rows.c.status.in_(NOT_OK))
+    if db.engine.dialect.name != "postgresql":
+        return {
+            name: db.session.execute(
+                select(*(cols := [rows.c[c] for c in BREAKDOWNS[name][2]]), ok, bad).group_by(*cols)
+            ).all()
+            for name in names
+        }
+    sets = [tuple_(*(rows.c[c] for c in BREAKDOWNS[name][2])) for name in names]
+    flags = [func.grouping(rows.c[BREAKDOWNS[name][2][0]]) for name in names]
+    used = [c for c in KEY_COLUMNS if any(c in BREAKDOWNS[name][2] for name in names)]
+    result = db.session.execute(
+        select(*flags, *(rows.c[c] for c in used), ok, bad).group_by(func.grouping_sets(*sets))
     ).all()
+    out: dict[str, list] = {name: [] for name in names}
+    for row in result:
+        name = names[list(row[: len(names)]).index(0)]
+        values = dict(zip(used, row[len(names) : -2], strict=True))
+        out[name].append((*(values[c] for c in BREAKDOWNS[name][2]), row[-2], row[-1]))
+    return out
 
 
 def _normal(name: str, key: tuple) -> tuple:
@@ -257,9 +282,9 @@ def _breakdown_rows(filters: Filters) -> dict[str, list]:
         name = by_dims[row[0]]
         values = dict(zip(KEY_COLUMNS, row[1:], strict=False))
         out[name].append((*(values[c] for c in BREAKDOWNS[name][2]), row[-2], row[-1]))
-    for name in BREAKDOWNS:
-        if filtered and name not in filtered:
-            out[name] += _edge_rows(filters, edges, BREAKDOWNS[name][2])
+    pairs = [name for name in BREAKDOWNS if filtered and name not in filtered]
+    for name, rows in _edge_rows(filters, edges, pairs).items():
+        out[name] += rows
     return out
 
 
