@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -70,8 +79,14 @@ class Sequence(db.Model):
 
 
 def sort_key(name_column=Sequence.name):
-    """``lower(substr(name, 1, 200))``: the dropdown's order and search (index below)."""
-    return func.lower(func.substr(name_column, 1, SORT_PREFIX))
+    """``lower(substr(name, 1, 200))``: the dropdown's order and search (index below).
+
+    The two numbers are written into the SQL, never bound: a prepared statement's generic plan
+    sees ``substr(name, $1, $2)``, which is not the index's expression, and sorts the workspace.
+    """
+    return func.lower(
+        func.substr(name_column, literal_column("1"), literal_column(str(SORT_PREFIX)))
+    )
 
 
 # The dropdown's query (live sequences of one workspace, in sort_key order, keyset-paged) reads
