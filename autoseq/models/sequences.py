@@ -105,10 +105,11 @@ Index(
 
 
 # Every sync stamps each live row's last_synced_at: with full pages each stamp was a new row
-# version elsewhere, entered into all five indexes (1.3-1.8 s at 10,000 rows, the trigram index the
-# dearest). Pages kept 30 % free let PostgreSQL write it beside the old version, touching no index
-# (a HOT update: 58 ms). Migration 0013 sets it on existing databases; create_all here.
-SEQUENCES_FILLFACTOR = 70
+# version on another page, entered into all five indexes (the trigram one the dearest). Pages
+# kept half free let PostgreSQL write it beside the old version and touch no index (a HOT update;
+# the next sync's read prunes the old one). 100,000 rows at load 10-13: 6.0-7.3 s full, 3.1-4.2 s
+# at 70 (40-80 % HOT), 1.9-2.2 s at 50 (all HOT). Migration 0013 sets it on existing databases.
+SEQUENCES_FILLFACTOR = 50
 event.listen(
     Sequence.__table__,
     "after_create",
