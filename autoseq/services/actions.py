@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import weakref
 from dataclasses import dataclass
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import BigInteger, Integer, Text, bindparam, func
 
@@ -487,18 +487,14 @@ def _sequence_statement(by_portal: bool, search: bool, after: bool):
     return query.order_by(key, Sequence.id).limit(PAGE_SIZE + 1)
 
 
-_read_only_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _read(statement, params: dict) -> list:
     """Rows of a read-only statement on an autocommit connection of the pool: no BEGIN and no
     ROLLBACK around it (two of the dropdown's four round trips; the session is never used)."""
+    engines = current_app.extensions.setdefault("autoseq.read_only_engines", {})
     engine = db.engine
-    read_only = _read_only_engines.get(engine)
-    if read_only is None:
-        read_only = _read_only_engines[engine] = engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
+    read_only = engines.get(engine)
+    if read_only is None:  # one per engine (the app's, and none other in practice)
+        read_only = engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
     with read_only.connect() as connection:
         return connection.execute(statement, params).all()
 
