@@ -16,8 +16,9 @@ is checked: the sync succeeded with the portal's counts, the bare loop saw the s
 
     .venv/bin/python bench/bench_sync.py [--sizes 10000x50,100000x200] [--threads N]
 
-Database: ``bench_sync_<sequences>`` on the PostgreSQL server DATABASE_URL names (its tables
-dropped and created again; never DATABASE_URL's own database), else a temporary SQLite file.
+Database: ``bench_sync_<sequences>_<random>``, the bench's own, made on the PostgreSQL server
+DATABASE_URL names and dropped at the end (never DATABASE_URL's own database), else a temporary
+SQLite file.
 Redis: a private redis-server, started and stopped here. The app's rate limit is lifted so that
 only the sync's own work is measured.
 """
@@ -25,6 +26,7 @@ only the sync's own work is measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,6 +41,8 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from own_database import own_database  # noqa: E402
 
 from tests.support.oauth import connect_workspace, token_dance  # noqa: E402
 
@@ -158,7 +162,6 @@ def loadavg() -> str:
 
 def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) -> dict:
     """The seven runs at one size; returns the figures (and prints each as it comes)."""
-    from bench_action import scratch_database
     from cryptography.fernet import Fernet
     from sqlalchemy import delete
 
@@ -170,7 +173,8 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
     from autoseq.services.sync import run_sync
 
     tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
-    db_url = database_url(scratch_database(f"bench_sync_{sequences}"), tmp)
+    stack = contextlib.ExitStack()
+    db_url = database_url(stack.enter_context(own_database(f"bench_sync_{sequences}")), tmp)
     print(f"\n== {sequences:,} sequences over {users} users ({db_url.split(':')[0]})", flush=True)
     proc, url = start_sandbox(sequences, users)
     try:
@@ -257,6 +261,7 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
     finally:
         proc.terminate()
         proc.wait(10)
+        stack.close()  # the bench's own database dropped (its connections closed by force)
     figures = {
         "first": (f1 / a1, f2 / a2),
         "resync": (r1 / a2, r2 / a3),

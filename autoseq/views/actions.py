@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from ..extensions import csrf, db
 from ..hubspot.signatures import SignatureError, verify_request
 from ..services import actions as action_service
+from ..services import cursors
 from ..services import enrollment as enrollment_service
 from ..services import sync as sync_service
 
@@ -157,17 +158,24 @@ def options_list():
     ):
         return error(400, "Invalid options request", "q and after must be strings.")
     try:
-        workspace_id = enrollment_service.workspace_for_portal(portal_id)
-        answer = action_service.field_options(
-            workspace_id,
-            field,
-            q and q.strip(),
-            after,
-            input_fields,
-            object_type_id=data.get("objectTypeId"),
-        )
+        if field == "sequence":  # the editor's hot path: one statement
+            workspace_id, answer = action_service.sequence_options_of_portal(
+                portal_id, q and q.strip(), after
+            )
+        else:
+            workspace_id = enrollment_service.workspace_for_portal(portal_id)
+            answer = action_service.field_options(
+                workspace_id,
+                field,
+                q and q.strip(),
+                after,
+                input_fields,
+                object_type_id=data.get("objectTypeId"),
+            )
     except enrollment_service.UnknownPortal as exc:
         return error(400, "Unknown portal", str(exc))
+    except cursors.BadCursor as exc:
+        return error(400, "Invalid options request", f"fetchOptions.after: {exc.reason}.")
     except DataError as exc:
         return refused_data(exc)
     except SQLAlchemyError as exc:

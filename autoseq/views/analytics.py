@@ -55,7 +55,7 @@ def analytics_log():
     )
     mailboxes, rotations = analytics.sender_names(g.workspace.id, page.rows)
     workflows = analytics.workflow_names(g.workspace.id, [r.workflow_id for r in page.rows])
-    return render_fragment_or_page(
+    html = render_fragment_or_page(
         "analytics/log.html",
         "analytics/_log.html",
         log=page,
@@ -64,6 +64,8 @@ def analytics_log():
         workflows=workflows,
         **_common(filters),
     )
+    # A cursor we did not give out: 400 with the reason, above the newest rows.
+    return (html, 400) if page.cursor_error else html
 
 
 @bp.route("/export.csv")

@@ -189,3 +189,53 @@ def test_a_fresh_sync_is_not_repeated_by_the_dropdown(world, redis):
     redis.delete(f"autoseq:sync:{world.workspace_id}:stale-checked")
     options(world, "sequence")
     assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == before
+
+
+def _signed_options(world, fetch: dict, field: str = "sequence") -> requests.Response:
+    """The options endpoint asked directly (signed like HubSpot), to see its status code."""
+    url = world.url + "/hubspot/actions/options"
+    body = json.dumps(
+        {"origin": {"portalId": world.portal_id}, "inputFieldName": field, "fetchOptions": fetch}
+    ).encode()
+    ts = str(int(time.time() * 1000))
+    secret = world.state.app.client_secret
+    headers = {
+        "Content-Type": "application/json",
+        "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, ts),
+        "X-HubSpot-Request-Timestamp": ts,
+    }
+    return requests.post(url, data=body, headers=headers, timeout=5)
+
+
+def test_a_cursor_not_given_out_is_a_400_with_its_reason(world):
+    _bulk_sequences(world.workspace_id, 150)
+    good = _signed_options(world, {})
+    assert good.status_code == 200
+    cursor = good.json()["after"]
+    body, _, mac = cursor.partition(".")
+    edited = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1] + "." + mac
+    for after, reason in (
+        ("not-a-cursor", "not one this list gave out"),
+        (edited, "not one this list gave out"),
+        (cursor[:-3], "not one this list gave out"),
+        ("x" * 5000, "longer than"),
+    ):
+        response = _signed_options(world, {"after": after})
+        assert response.status_code == 400, (after, response.text)
+        message = response.json()["message"]
+        assert message.startswith("fetchOptions.after:") and reason in message, message
+    # The same cursor still pages on, once the bad ones were refused.
+    page = _signed_options(world, {"after": cursor})
+    assert page.status_code == 200 and len(page.json()["options"]) == 53
+
+
+def test_a_cursor_of_another_dropdown_is_refused(world):
+    for i in range(105):
+        world.rotation(f"Rotation {i:03d}", ["bob@acme.test"])
+    rotations = _signed_options(world, {}, field="rotation")
+    assert rotations.status_code == 200
+    rotation_cursor = rotations.json()["after"]
+    rest = _signed_options(world, {"after": rotation_cursor}, field="rotation")
+    assert len(rest.json()["options"]) == 5
+    response = _signed_options(world, {"after": rotation_cursor})
+    assert response.status_code == 400 and "not one this list gave out" in response.text

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from autoseq.extensions import db
 from autoseq.models import Enrollment
-from autoseq.services import analytics
+from autoseq.services import analytics, cursors
 from autoseq.services.analytics import Filters
 
 
@@ -85,12 +85,33 @@ def test_log_next_link_keeps_filters_and_pages_on(logged_in, workspace, make_enr
     assert 'class="badge badge-enrolled"' not in second
 
 
-def test_broken_cursor_shows_the_first_page_with_a_message(logged_in, workspace, make_enrollment):
+def test_broken_cursor_is_a_400_with_its_reason_above_the_newest_rows(
+    logged_in, workspace, make_enrollment
+):
     make_enrollment(workspace, contact_id="777")
     response = logged_in.get(f"/w/{workspace.id}/analytics/log?after=not-a-cursor")
-    assert response.status_code == 200
+    assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "That page link is broken" in html and ">Contact 777<" in html
+    assert "That page link is broken (the cursor is not one this list gave out" in html
+    assert ">Contact 777<" in html
+
+
+def test_an_edited_or_foreign_cursor_is_refused_never_a_500(logged_in, workspace, make_enrollment):
+    _insert_with_ties(workspace, make_enrollment, n=60)
+    first = logged_in.get(f"/w/{workspace.id}/analytics/log").get_data(as_text=True)
+    cursor = re.search(r'rel="next" href="[^"]*after=([^"&]+)', first).group(1)
+    assert logged_in.get(f"/w/{workspace.id}/analytics/log?after={cursor}").status_code == 200
+    with logged_in.application.test_request_context():
+        # The right shape signed for another list (the dropdown's), and a forged huge id.
+        foreign = cursors.encode("options:sequence", ("a", 1))
+        huge = cursors.encode(analytics.log.LOG_LIST, (10**30, 1))
+        overflow = cursors.encode(analytics.log.LOG_LIST, (2**62, 1))
+    body, _, mac = cursor.partition(".")
+    edited = body + "." + mac[::-1]
+    for bad in (edited, foreign, huge, overflow, "1_2", "x" * 2000):
+        response = logged_in.get(f"/w/{workspace.id}/analytics/log", query_string={"before": bad})
+        assert response.status_code == 400, bad
+        assert "That page link is broken (the cursor" in response.get_data(as_text=True)
 
 
 def test_htmx_log_request_gets_the_fragment(logged_in, workspace, make_enrollment):

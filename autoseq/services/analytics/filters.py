@@ -38,7 +38,6 @@ EXPORT_CHUNK = 2000
 
 _WORKFLOW_RE = re.compile(r"^[0-9]{1,32}$")
 _REASON_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_CURSOR_RE = re.compile(r"^(-?[0-9]{1,20})_([0-9]{1,20})$")
 # The filter parameters, in the order they appear in URLs.
 FILTER_KEYS = (
     "period",

@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import (
-    literal,
-    select,
-    tuple_,
-)
+from sqlalchemy import select
 
 from ...extensions import db
 from ...models import (
@@ -18,27 +14,33 @@ from ...models import (
     Rotation,
     Workflow,
 )
-from .filters import _CURSOR_RE, LOG_PAGE_SIZE, Filters
+from .. import cursors
+from .filters import LOG_PAGE_SIZE, Filters
 
 # -- execution log (keyset pagination) -------------------------------------------------------
 
 
+LOG_LIST = "analytics:log"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(created_at: datetime, row_id: int) -> str:
-    """A page cursor: the row's (created_at in microseconds since the epoch, id)."""
-    micros = (created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    return f"{micros}_{row_id}"
+    """A page cursor (:mod:`..cursors`): the row's created_at (microseconds since the epoch)
+    and id."""
+    return cursors.encode(LOG_LIST, (created_at_micros(created_at), row_id))
 
 
-def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
-    """The (created_at, id) of a cursor, or None when absent or malformed."""
-    match = _CURSOR_RE.match(value or "")
-    if not match:
-        return None
+def created_at_micros(created_at: datetime) -> int:
+    return (created_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def decode_cursor(value: str) -> tuple[datetime, int]:
+    """The (created_at, id) of a cursor made by :func:`encode_cursor`; cursors.BadCursor else."""
+    micros, row_id = cursors.decode(LOG_LIST, value, (int, int))
     try:
-        created = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match.group(1)))
+        return _EPOCH + timedelta(microseconds=micros), row_id
     except OverflowError:
-        return None
-    return created, int(match.group(2))
+        raise cursors.BadCursor("the cursor does not fit this list") from None
 
 
 @dataclass
@@ -88,27 +90,19 @@ def log_page(
     """
     if not filters.ok:
         return LogPage([], None, None)
-    key = tuple_(Enrollment.created_at, Enrollment.id)
+    key = (Enrollment.created_at, Enrollment.id)
     query = select(*LOG_COLUMNS).where(*filters.conditions())
     cursor_error = None
-    going_back = False
-    if before:
-        position = decode_cursor(before)
-        if position is None:
-            cursor_error = "That page link is broken; showing the newest enrollments."
-        else:
-            going_back = True
-            query = query.where(
-                key > tuple_(literal(position[0], Enrollment.created_at.type), literal(position[1]))
-            )
-    elif after:
-        position = decode_cursor(after)
-        if position is None:
-            cursor_error = "That page link is broken; showing the newest enrollments."
-        else:
-            query = query.where(
-                key < tuple_(literal(position[0], Enrollment.created_at.type), literal(position[1]))
-            )
+    going_back = bool(before)
+    try:
+        if before:  # newer rows, read oldest first
+            query = query.where(cursors.beyond(key, decode_cursor(before)))
+        elif after:  # older rows
+            query = query.where(cursors.beyond(key, decode_cursor(after), descending=True))
+    except cursors.BadCursor as exc:
+        # The view answers 400 with this, and the newest rows below it.
+        cursor_error = f"That page link is broken ({exc.reason}); showing the newest enrollments."
+        going_back = False
     if going_back:
         query = query.order_by(Enrollment.created_at.asc(), Enrollment.id.asc())
     else:

@@ -251,7 +251,9 @@ class SequenceMerger:
                 continue
             mask = viewers.get(sid)
             if mask is None:
-                self.items[sid] = item
+                # The fields no other listing changes are read now, while the other users'
+                # listings are still being fetched, not after the last one (records()).
+                self.items[sid] = self._fields(sid, item)
                 viewers[sid] = bit
             else:
                 viewers[sid] = mask | bit
@@ -264,36 +266,42 @@ class SequenceMerger:
     def records(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
         by_mask: dict[int, tuple[frozenset[str], tuple[str, ...]]] = {}
-        for sid, item in self.items.items():
+        for sid, fields in self.items.items():
+            if fields is None:  # unreadable fields (logged when first seen)
+                continue
             mask = self.viewers[sid]
             users = by_mask.get(mask)
             if users is None:
                 users = by_mask[mask] = self._users_of(mask)
-            try:
-                out[sid] = self._record(sid, item, *users)
-            except Exception:  # one odd record never fails the sync
-                self.skipped += 1
-                log.warning("sync: skipped sequence %s with unreadable fields", sid, exc_info=True)
+            viewers, senders = users
+            owner = fields["owner_hubspot_user_id"]
+            others = viewers - {owner} if owner else viewers
+            # With no owner given, being seen by two users still proves it is shared.
+            shared = bool(others) if owner else len(viewers) > 1
+            out[sid] = dict(
+                fields,
+                sharing=(Sharing.TEAM if shared else Sharing.PRIVATE).value,
+                sender_user_ids=list(senders),
+            )
         return out
 
-    def _record(
-        self, sid: str, item: Mapping, viewers: frozenset[str], senders: tuple[str, ...]
-    ) -> dict:
-        owner = _clean_id(item.get("userId"))
-        others = viewers - {owner} if owner else viewers
-        # With no owner given, being seen by two users still proves it is shared.
-        shared = bool(others) if owner else len(viewers) > 1
-        return {
-            "hubspot_id": sid,
-            "name": clean_name(item.get("name")),
-            "owner_hubspot_user_id": owner,
-            "folder_id": _clean_id(item.get("folderId")),
-            "hs_created_at": parse_timestamp(item.get("createdAt")),
-            "hs_updated_at": parse_timestamp(item.get("updatedAt")),
-            "state": map_state(item),
-            "sharing": (Sharing.TEAM if shared else Sharing.PRIVATE).value,
-            "sender_user_ids": list(senders),
-        }
+    def _fields(self, sid: str, item: Mapping) -> dict | None:
+        """A sequence's own fields (all but sharing and senders); None when unreadable (one odd
+        record never fails the sync)."""
+        try:
+            return {
+                "hubspot_id": sid,
+                "name": clean_name(item.get("name")),
+                "owner_hubspot_user_id": _clean_id(item.get("userId")),
+                "folder_id": _clean_id(item.get("folderId")),
+                "hs_created_at": parse_timestamp(item.get("createdAt")),
+                "hs_updated_at": parse_timestamp(item.get("updatedAt")),
+                "state": map_state(item),
+            }
+        except Exception:
+            self.skipped += 1
+            log.warning("sync: skipped sequence %s with unreadable fields", sid, exc_info=True)
+            return None
 
 
 def merge_sequences(
