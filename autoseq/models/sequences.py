@@ -108,7 +108,7 @@ Index(
 # version on another page, entered into all five indexes (the trigram one the dearest). Pages
 # kept half free let PostgreSQL write it beside the old version and touch no index (a HOT update;
 # the next sync's read prunes the old one). 100,000 rows at load 10-13: 6.0-7.3 s full, 3.1-4.2 s
-# at 70 (40-80 % HOT), 1.9-2.2 s at 50 (all HOT). Migration 0013 sets it on existing databases.
+# at 70 (40-80 % HOT), 1.9-2.2 s at 50 (all HOT). Migration 0015 sets it on existing databases.
 SEQUENCES_FILLFACTOR = 50
 event.listen(
     Sequence.__table__,
