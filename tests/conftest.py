@@ -191,8 +191,8 @@ def run_jobs(app, redis):
     """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue.
 
     A burst worker stops when its queues are empty; a drain waiting a moment for its callbacks'
-    batch (CALLBACK_FLUSH_DELAY) or a rate slot waits in RQ's scheduled registry, so the run goes
-    on until none is due within 3 s (drains waiting out a longer retry backoff stay scheduled).
+    batch (CALLBACK_FLUSH_DELAY) or a rate slot is a delayed job (``delayed_job_ids``), so the run
+    goes on until none is due within 3 s (drains waiting out a longer retry backoff stay delayed).
     """
 
     def run(queues=QUEUE_NAMES) -> AutoSeqWorker:
