@@ -110,6 +110,111 @@ def retry(max_retries: int, intervals) -> Retry:
     return Retry(max=max_retries, interval=list(intervals))
 
 
+# -- delays kept to the millisecond -------------------------------------------------------------
+#
+# RQ's scheduled registry counts whole seconds and its scheduler looks once a second, so a job
+# delayed by 0.3 s ran on average ~0.5 s late: a drain waiting for its portal's next rate slot left
+# the budget idle that long (bench/bench_action.py measured 10.2 enrollments/s of 11). A delay of
+# up to SOON seconds is kept here instead: the job (dotted name, arguments, id) in a hash, its due
+# time (Redis's clock, ms) in a sorted set, and every worker process moves due ones to the queue
+# (:func:`move_due`: a thread sleeping until the next one is due, and before each dequeue). The job
+# is created in RQ when it is due; until then :func:`job_state` says "live" for it.
+
+WAKEUP_PREFIX = "autoseq:wakeups:"  # + queue name: sorted set, job id -> due (ms, Redis clock)
+WAKEUP_JOBS_PREFIX = "autoseq:wakeup-jobs:"  # + queue name: hash, job id -> the job (JSON)
+SOON = 10.0  # seconds: a shorter delay is kept to the millisecond; a longer one goes to RQ
+WAKEUP_POLL = 0.5  # seconds: how stale a worker's view of other processes' delays may get
+_WAKE = threading.Event()  # set when this process delays a job: its mover looks again
+
+# KEYS: the sorted set, the hash.  ARGV: job id, delay (ms), the job (JSON).
+_WAKE_LATER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+# KEYS: the sorted set, the hash.  ARGV: at most this many.  Takes the due jobs (each by one caller
+# only); answers {ms until the next one is due (-1: none), job, job, ...}.
+_TAKE_DUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local out = {'-1'}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local job = redis.call('HGET', KEYS[2], id)
+    redis.call('HDEL', KEYS[2], id)
+    if job then out[#out + 1] = job end
+  end
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if nxt[2] then out[1] = tostring(math.max(0, tonumber(nxt[2]) - now)) end
+return out
+"""
+
+
+def _wake_later(connection: Redis, queue: str, func: str, args, kwargs, job_id, delay) -> str:
+    job_id = job_id or secrets.token_hex(16)
+    payload = json.dumps({"func": func, "args": list(args), "kwargs": kwargs, "id": job_id})
+    connection.eval(
+        _WAKE_LATER,
+        2,
+        WAKEUP_PREFIX + queue,
+        WAKEUP_JOBS_PREFIX + queue,
+        job_id,
+        int(delay * 1000),
+        payload,
+    )
+    _WAKE.set()
+    return job_id
+
+
+def move_due(connection: Redis, queue_names=QUEUE_NAMES) -> tuple[int, float | None]:
+    """Enqueue the delayed jobs (:data:`SOON`) whose time has come; (how many, seconds until the
+    next one is due or None)."""
+    moved, next_in = 0, None
+    for name in queue_names:
+        answer = connection.eval(_TAKE_DUE, 2, WAKEUP_PREFIX + name, WAKEUP_JOBS_PREFIX + name, 50)
+        wait_ms = float(answer[0])
+        if wait_ms >= 0:
+            next_in = wait_ms / 1000 if next_in is None else min(next_in, wait_ms / 1000)
+        for raw in answer[1:]:
+            job = json.loads(raw)
+            spec = QUEUES[name]
+            Queue(name, connection=connection, default_timeout=spec.timeout).enqueue_call(
+                job["func"],
+                args=job["args"],
+                kwargs=job["kwargs"],
+                job_id=job["id"],
+                timeout=spec.timeout,
+                result_ttl=spec.result_ttl,
+                failure_ttl=spec.failure_ttl,
+            )
+            moved += 1
+    return moved, next_in
+
+
+def delayed_job_ids(queue_name: str, within: float) -> list[str]:
+    """Ids of the jobs of ``queue_name`` delayed to at most ``within`` seconds from now (RQ's
+    scheduled registry and the precise delays)."""
+    connection = redis_connection()
+    registry = ScheduledJobRegistry(queue=get_queue(queue_name))
+    ids = list(registry.get_jobs_to_schedule(int(time.time() + within)))
+    now_s, now_us = connection.time()
+    horizon = now_s * 1000 + now_us / 1000 + within * 1000
+    ids += [
+        job_id.decode() if isinstance(job_id, bytes) else job_id
+        for job_id in connection.zrangebyscore(WAKEUP_PREFIX + queue_name, "-inf", horizon)
+    ]
+    return ids
+
+
+def jobs_waiting(queue_name: str) -> int:
+    """Jobs queued for a worker now (none of them has one yet)."""
+    return int(redis_connection().llen(Queue.redis_queue_namespace_prefix + queue_name))
+
+
 def enqueue(
     func: str,
     *args,
@@ -127,6 +232,8 @@ def enqueue(
     """
     spec = QUEUES[queue]
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENQUEUE_OPTIONS}
+    if delay and 0 < delay <= SOON and not options:
+        return _wake_later(redis_connection(), queue, func, args, kwargs, job_id, delay)
     if "retry" not in options and spec.retry:
         options["retry"] = retry(*spec.retry)
     options.setdefault("result_ttl", spec.result_ttl)
@@ -212,6 +319,8 @@ def job_state(job_id: str | None, heartbeat_grace: float | None = None) -> str:
         job = Job.fetch(job_id, connection=connection)
         status = job.get_status(refresh=False)
     except NoSuchJobError:
+        if any(connection.zscore(WAKEUP_PREFIX + name, job_id) is not None for name in QUEUES):
+            return "live"  # delayed to the millisecond (:func:`move_due`): created when due
         return "absent"
     if status in LIVE_STATUSES:
         return "live"
@@ -230,21 +339,22 @@ def job_state(job_id: str | None, heartbeat_grace: float | None = None) -> str:
 
 
 def enqueue_due(queue_name: str) -> int:
-    """Move jobs whose delay is over from RQ's scheduled registry to their queue.
+    """Move jobs whose delay is over to their queue: the precise delays (:func:`move_due`), and
+    RQ's scheduled registry's.
 
-    RQ keeps a delayed job (a retry's backoff, a drain waiting for a rate slot) in its scheduled
-    registry until a worker running RQ's scheduler moves it; when no such worker holds the queue's
-    scheduler lock, this does it (the enrollment sweep calls it), so nothing is stranded. Returns
-    how many were moved.
+    RQ keeps a longer delayed job (a retry's backoff) in its scheduled registry until a worker
+    running RQ's scheduler moves it; when no such worker holds the queue's scheduler lock, this
+    does it (the enrollment sweep calls it), so nothing is stranded. Returns how many were moved.
     """
     connection = redis_connection()
+    moved, _ = move_due(connection, (queue_name,))
     if connection.exists(RQScheduler.get_locking_key(queue_name)):
-        return 0  # a worker's RQ scheduler is on duty
+        return moved  # a worker's RQ scheduler is on duty
     queue = get_queue(queue_name)
     registry = ScheduledJobRegistry(queue=queue)
     job_ids = registry.get_jobs_to_schedule(current_timestamp())
     if not job_ids:
-        return 0
+        return moved
     with connection.pipeline() as pipeline:
         for job in Job.fetch_many(job_ids, connection=connection):
             if job is not None:
@@ -253,7 +363,7 @@ def enqueue_due(queue_name: str) -> int:
             registry.remove(job_id, pipeline=pipeline)
         pipeline.execute()
     log.info("moved %d due jobs of queue %s", len(job_ids), queue_name)
-    return len(job_ids)
+    return moved + len(job_ids)
 
 
 # -- one lock idiom ----------------------------------------------------------------------------
@@ -317,6 +427,39 @@ class Worker(SimpleWorker):
     """
 
     app: Flask | None = None
+
+    def work(self, *args, burst: bool = False, **kwargs):
+        """RQ's loop, with a thread moving this worker's queues' precise delays (:func:`move_due`)
+        when each is due. A burst worker (tests) moves them only before each dequeue."""
+        if burst:
+            return super().work(*args, burst=True, **kwargs)
+        stop = threading.Event()
+        mover = threading.Thread(target=self._move_delayed, args=(stop,), daemon=True)
+        mover.start()
+        try:
+            return super().work(*args, burst=False, **kwargs)
+        finally:
+            stop.set()
+            _WAKE.set()
+            mover.join(timeout=2)
+
+    def _move_delayed(self, stop: threading.Event) -> None:
+        names = self.queue_names()
+        while not stop.is_set():
+            _WAKE.clear()
+            try:
+                _, next_in = move_due(self.connection, names)
+            except RedisError:
+                next_in = WAKEUP_POLL
+            except Exception:  # a malformed delayed job must not stop the moving
+                log.exception("moving delayed jobs failed")
+                next_in = WAKEUP_POLL
+            _WAKE.wait(WAKEUP_POLL if next_in is None else min(next_in, WAKEUP_POLL))
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        with contextlib.suppress(RedisError):
+            move_due(self.connection, self.queue_names())  # a burst worker has no time to wait
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def perform_job(self, job, queue):
         with self._beating(job.id):

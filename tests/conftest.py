@@ -15,13 +15,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from cryptography.fernet import Fernet
 from flask.testing import FlaskClient
-from rq.registry import ScheduledJobRegistry
 
 from autoseq import create_app
 from autoseq.config import database_url
 from autoseq.extensions import db
 from autoseq.models import Role
-from autoseq.queue import QUEUE_NAMES, get_queue
+from autoseq.queue import QUEUE_NAMES, delayed_job_ids, get_queue
 from autoseq.queue import Worker as AutoSeqWorker
 from autoseq.services import accounts
 from tests.support.oauth import hubspot_oauth_dance
@@ -192,8 +191,8 @@ def run_jobs(app, redis):
     """Run a real RQ worker (AutoSeq's worker class) in burst mode over every queue.
 
     A burst worker stops when its queues are empty; a drain waiting a moment for its callbacks'
-    batch (CALLBACK_FLUSH_DELAY) or a rate slot waits in RQ's scheduled registry, so the run goes
-    on until none is due within 3 s (drains waiting out a longer retry backoff stay scheduled).
+    batch (CALLBACK_FLUSH_DELAY) or a rate slot is a delayed job (``delayed_job_ids``), so the run
+    goes on until none is due within 3 s (drains waiting out a longer retry backoff stay delayed).
     """
 
     def run(queues=QUEUE_NAMES) -> AutoSeqWorker:
@@ -203,13 +202,11 @@ def run_jobs(app, redis):
             worker.app = app
             worker.work(burst=True, with_scheduler=True)
             db.session.remove()
-            soon = int(time.time()) + 3  # a flush's delay; not a retry's 5 s backoff
             drains = [
                 job_id
                 for q in queues
-                for job_id in ScheduledJobRegistry(queue=get_queue(q, redis)).get_jobs_to_schedule(
-                    soon
-                )
+                # a flush's delay; not a retry's 5 s backoff
+                for job_id in delayed_job_ids(q, within=3.0)
                 if job_id.startswith("drain-")
             ]
             if not drains:

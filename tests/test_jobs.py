@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rq_scheduler import Scheduler
 
 from autoseq.extensions import db
@@ -110,3 +112,23 @@ def test_a_running_job_beats_and_a_started_job_without_beats_is_dead(redis, run_
 def test_the_sweep_runs_often_and_ahead_of_a_backlog():
     sweep = next(j for j in PERIODIC_JOBS if j.name == "requeue-stuck-enrollments")
     assert sweep.interval <= 15 and sweep.at_front and sweep.queue == "enrollments"
+
+
+def test_a_short_delay_is_kept_to_the_millisecond_and_run_by_a_worker(redis, run_jobs):
+    """A delay of up to queue.SOON seconds waits outside RQ (whose scheduled registry counts
+    whole seconds): live while it waits, moved to the queue once due and not before, then run."""
+    from autoseq.queue import delayed_job_ids, get_queue, job_state, move_due
+
+    job_id = "delayed-heartbeat"
+    enqueue("autoseq.jobs.system.record_heartbeat", job_id=job_id, delay=0.4)
+    assert job_state(job_id) == "live"  # the sweep must not ask for another
+    assert job_id in delayed_job_ids("default", within=1.0)
+    assert move_due(redis, ("default",))[0] == 0  # not due yet
+    assert get_queue("default", redis).count == 0
+    time.sleep(0.45)
+    moved, next_in = move_due(redis, ("default",))
+    assert (moved, next_in) == (1, None)
+    assert get_queue("default", redis).job_ids == [job_id]
+    run_jobs()
+    beat = db.session.scalar(db.select(Heartbeat).filter_by(job_id=job_id))
+    assert beat is not None

@@ -6,9 +6,12 @@
   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the claim ``UPDATE`` is guarded by ``job_id IS NULL``
   everywhere), as many as the portal has rate slots free, enrolls each
   (:mod:`.delivery`), and completes finished callbacks in HubSpot batch calls (:mod:`.callbacks`).
-- It never sleeps on its portal's budget: with no slot free it hands over to a successor scheduled
-  for when slots free (RQ's scheduled registry) and returns, so the worker serves other portals.
-  After ``DRAIN_SLICE`` seconds of work it also hands over, to the back of the queue.
+- It never holds a worker on its portal's budget while another drain waits for one: with no slot
+  free it waits for the next one itself only when that is under ``SHORT_WAIT`` and no job waits in
+  the queue; otherwise it hands over to a successor delayed to when slots free (to the millisecond:
+  :func:`autoseq.queue.enqueue`) and returns, so the worker serves other portals. After
+  ``DRAIN_SLICE`` seconds of work it also hands over, to the back of the queue, when a job waits
+  (and after ``DRAIN_MAX`` in any case).
 - :func:`requeue_stuck` (the 15-second sweep) takes back rows claimed by a drain that stopped
   beating (its worker died) and asks for a drain wherever work waits with no live drain (a drain
   lost with Redis). The row, not the job, is the truth: exactly once stays the row's guarantee.
@@ -33,6 +36,7 @@ from ...hubspot.ratelimit import RateLimiter
 from ...models import Enrollment, EnrollmentStatus, RecordExecution, Sequence, Workspace
 from ...models.base import utcnow
 from ...models.failures import FailureCode
+from .. import senders
 from . import callbacks, delivery, records, waiting
 from .claims import claim_rows
 
@@ -43,8 +47,17 @@ DRAIN_FUNC = "autoseq.jobs.enrollments.drain_workspace"
 MARKER_PREFIX = "autoseq:enrollment-drain:"
 MARKER_TTL = 120  # seconds beyond a pending drain's delay; the sweep looks sooner than that
 CLAIM_BATCH = 50  # rows claimed per transaction (fewer when fewer slots are free)
-DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to other portals
-WAKE_SLOTS = 1  # a drain with no free slot comes back when one is free (RQ rounds to 1 s)
+DRAIN_SLICE = 5.0  # seconds a drain works before it yields its worker to a waiting job
+DRAIN_MAX = 30.0  # seconds a drain works before it hands over anyway (the job timeout is 120 s)
+# With no slot free and no job waiting for a worker, a drain waits for its portal's next slot
+# itself when it frees within this many seconds: handing over through RQ's scheduled registry
+# (whole seconds) woke it ~0.5 s late, 10.2 enrollments/s of 11 (bench_action.py pipeline).
+SHORT_WAIT = 1.0
+WAKE_SLOTS = 1  # the slots a drain waits for itself
+# A drain handing over while other jobs wait comes back when this many slots are free: fewer
+# successors (each a job, a client and a session) at a cost of a few slots' idle time per window.
+YIELD_SLOTS = 5
+CLAIM_AHEAD = 1.0  # seconds of the portal's budget a drain that may wait claims beyond free slots
 IDLE_FLUSH_DELAY = 1.0  # seconds completions wait once the workspace has nothing queued
 BUSY_GRACE = 15.0  # seconds a portal stays "enrollments waiting" after its drain claimed rows
 CALLBACK_RETRY = 5.0  # seconds before completions refused by a 5xx/429 are sent again
@@ -229,14 +242,53 @@ class _Run:
         self.report = DrainReport()
         self.started = time.monotonic()
         self.check_wait: float | None = None  # the checks' share is spent for this long
+        self.out_of_slots: float | None = None  # handing over: the successor's delay
         self._checks: RateLimiter | None = None
 
     def free_slots(self) -> tuple[int, float]:
         return self.limiter.headroom(self.portal, WAKE_SLOTS)
 
-    def work(self) -> DrainReport:
+    def others_waiting(self) -> bool:
+        """A job waits for a worker (another portal's drain, most likely)."""
+        return queue.jobs_waiting(QUEUE) > 0
+
+    def may_wait(self, wait: float) -> bool:
+        """Wait ``wait`` seconds for a slot here rather than hand over: a short wait, nobody
+        else wanting the worker, and the run not too long."""
+        return (
+            wait <= SHORT_WAIT
+            and time.monotonic() - self.started < DRAIN_MAX
+            and not self.others_waiting()
+        )
+
+    def wait_for_slot(self) -> tuple[int, float | None]:
+        """(free slots, None), waiting for one here if :meth:`may_wait`; else (0, the delay
+        after which the successor should run)."""
         while True:
             free, wait = self.free_slots()
+            if free > 0:
+                return free, None
+            if not self.may_wait(wait):
+                if wait <= SHORT_WAIT:  # handing over to a waiting job: come back for a few
+                    wait = self.limiter.headroom(self.portal, YIELD_SLOTS)[1]
+                return 0, wait
+            time.sleep(wait)
+
+    def claim_limit(self, free: int) -> int:
+        """Rows to claim: the free slots, plus about CLAIM_AHEAD seconds' worth when the drain
+        may wait for those slots itself (fewer rounds of claims, settles and callback checks)."""
+        if self.others_waiting():
+            return min(free, CLAIM_BATCH)
+        ahead = int(self.limiter.limit * CLAIM_AHEAD * 1000 / self.limiter.window_ms)
+        return min(free + ahead, CLAIM_BATCH)
+
+    def hand_over_now(self) -> bool:
+        elapsed = time.monotonic() - self.started
+        return elapsed > DRAIN_MAX or (elapsed > DRAIN_SLICE and self.others_waiting())
+
+    def work(self) -> DrainReport:
+        while True:
+            free, wait = self.wait_for_slot()
             if free <= 0:
                 return self._yield(wait)
             db.session.expire_all()  # what other processes changed (mailboxes, caps) since
@@ -249,41 +301,50 @@ class _Run:
                 if free <= 0:
                     records.settle(self.workspace_id)
                     return self._yield(wait)
-            rows = claim(self.workspace_id, self.job_id, min(free, CLAIM_BATCH))
+            rows = claim(self.workspace_id, self.job_id, self.claim_limit(free))
             log.debug("drain %s: %d slots free, %d rows claimed", self.job_id, free, len(rows))
             if rows:
-                self.limiter.mark_busy(self.portal, DRAIN_SLICE + BUSY_GRACE)
-            backoff = self._deliver(rows) if rows else None
+                self.limiter.mark_busy(self.portal, DRAIN_MAX + BUSY_GRACE)
+            backoff = self._deliver(rows, free) if rows else None
             checked = 0
-            if backoff is None and len(rows) < min(free, CLAIM_BATCH):
+            if backoff is None and self.out_of_slots is None and len(rows) < min(free, CLAIM_BATCH):
                 # No fresh row left due: the slots it left may check waiting rows.
                 checked = self._check_waiting(min(free, CLAIM_BATCH) - len(rows))
             records.settle(self.workspace_id)  # executions whose rows all have an outcome
             if expand_wait is not None:
                 backoff = expand_wait if backoff is None else min(backoff, expand_wait)
             callbacks_wait = self._complete_callbacks(busy=bool(rows))
-            if backoff is not None or callbacks_wait is not None:
-                return self._yield(min(w for w in (backoff, callbacks_wait) if w is not None))
+            waits = [w for w in (backoff, callbacks_wait, self.out_of_slots) if w is not None]
+            if waits:
+                return self._yield(min(waits))
             if not rows and not expanded and not checked:
                 next_in = self._next_work_in()
                 if next_in is not None and self.check_wait is not None:
                     next_in = max(next_in, self.check_wait)
                 return self._yield(next_in)
-            if time.monotonic() - self.started > DRAIN_SLICE:
+            if self.hand_over_now():
                 return self._yield(0.0)
 
     def _yield(self, next_in: float | None) -> DrainReport:
         self.report.next_in = next_in
         return self.report
 
-    def _deliver(self, rows: list[Enrollment]) -> float | None:
-        """Enroll the claimed rows; on a transient failure, the backoff to wait (rest unclaimed)."""
+    def _deliver(self, rows: list[Enrollment], free: int) -> float | None:
+        """Enroll the claimed rows, each when a slot is free; on a transient failure, the backoff
+        to wait (rest unclaimed). Out of slots with others waiting: ``out_of_slots`` is set."""
         # Held for the batch: the session's identity map keeps objects only while something
         # refers to them, and each row would otherwise load its workspace and sequence again.
         keep = _preload(self.workspace_id, rows)  # noqa: F841
+        cache = senders.SenderCache()  # the batch's sender lookups, read once
+        self.out_of_slots = None
         for row in rows:
+            if free <= 0:
+                free, self.out_of_slots = self.wait_for_slot()
+                if free <= 0:
+                    return None  # the rest is released when the drain hands over
+            free -= 1
             try:
-                delivery.deliver(row, self.client)
+                delivery.deliver(row, self.client, cache)
             except delivery.Transient as exc:
                 log.warning("enrollment %s: HubSpot transient failure: %s", row.id, exc)
                 self.report.retried += 1
