@@ -466,16 +466,7 @@ def final_answer(recorded: Recorded) -> dict | None:
     row = db.session.get(Enrollment, recorded.id)
     if row is None or row.status == EnrollmentStatus.QUEUED:
         return None
-    outputs = output_fields(row)
-    if row.callback_completed_at is None:
-        # This answer completes the execution: the drain has no callback left to send.
-        db.session.execute(
-            db.update(Enrollment)
-            .where(Enrollment.id == row.id, Enrollment.callback_completed_at.is_(None))
-            .values(callback_completed_at=utcnow())
-        )
-    db.session.commit()
-    return outputs
+    return _answered(row, output_fields(row))
 
 
 def _final_record_answer(recorded: Recorded) -> dict | None:
@@ -483,11 +474,17 @@ def _final_record_answer(recorded: Recorded) -> dict | None:
     if row is None or not ExecutionStatus(row.status).finished:
         db.session.commit()
         return None
-    outputs = execution_output_fields(row)
+    return _answered(row, execution_output_fields(row))
+
+
+def _answered(row: Enrollment | RecordExecution, outputs: dict) -> dict:
+    """``outputs`` answer the execution: its callback is complete (the drain has none left to
+    send). Commits."""
     if row.callback_completed_at is None:
+        model = type(row)
         db.session.execute(
-            db.update(RecordExecution)
-            .where(RecordExecution.id == row.id, RecordExecution.callback_completed_at.is_(None))
+            db.update(model)
+            .where(model.id == row.id, model.callback_completed_at.is_(None))
             .values(callback_completed_at=utcnow())
         )
     db.session.commit()
