@@ -50,13 +50,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import requests
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from own_database import own_database  # noqa: E402
 
 from autoseq.hubspot.signatures import sign_v3  # noqa: E402
 from hubspot_sandbox import SandboxServer, SandboxState  # noqa: E402
@@ -65,24 +66,6 @@ from tests.support.oauth import connect_workspace, oauth_tokens  # noqa: E402
 from tests.support.sandbox import sandbox_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
-
-
-def scratch_database(name: str) -> str | None:
-    """A PostgreSQL database of the bench's own on the server DATABASE_URL names (made if
-    missing), or None (SQLite) when DATABASE_URL is not PostgreSQL. Never DATABASE_URL's own
-    database: a bench drops and creates its tables."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        return None
-    parts = urlsplit(url)
-    server = parts._replace(path="/postgres").geturl()
-    import psycopg
-
-    server = server.replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(server, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return parts._replace(path="/" + name).geturl()
 
 
 def free_port() -> int:
@@ -807,12 +790,19 @@ def main() -> int:
     parser.add_argument(
         "--database-url",
         default=None,
-        help="a scratch database (default: autoseq_bench_action on DATABASE_URL's PostgreSQL "
-        "server when it names one, else a temporary SQLite file)",
+        help="a scratch database (default: bench_action_<random>, made on DATABASE_URL's "
+        "PostgreSQL server when it names one and dropped at the end, else a temporary SQLite "
+        "file)",
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     args = parser.parse_args()
-    args.database_url = args.database_url or scratch_database("autoseq_bench_action")
+    with contextlib.ExitStack() as stack:
+        if not args.database_url:  # a database of this run's own, never shared, dropped at the end
+            args.database_url = stack.enter_context(own_database("bench_action"))
+        return _run(args)
+
+
+def _run(args) -> int:
     redis_server = None
     if not args.redis_url:
         redis_server, args.redis_url = private_redis()

@@ -2,7 +2,7 @@
 
 For each size the script creates a database of its own on the server ``DATABASE_URL`` (or
 ``--postgres``) names, ``bench_analytics_<size>_<random>``, and drops it at the end (it never
-touches another database, and never forces a drop). Rows are made by the server
+touches another database). Rows are made by the server
 (``generate_series``: 500 sequences with a few popular ones, 50 workflows, 30 mailboxes, 3
 rotations, 85% enrolled, 12% failed with HubSpot's reasons, a few recent ones queued, spread over
 90 days), then the rollups are built with the product's own rebuild (``rollups.rebuild``, as
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from own_database import own_database  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from autoseq import create_app  # noqa: E402
@@ -54,32 +54,20 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def _admin(url: str):
-    parts = urlsplit(url)
-    return create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
-
-
-def _database(url: str, name: str, create: bool) -> str:
+def _reused(url: str, name: str) -> str:
+    """The URL of a database kept by an earlier run (``--keep``); never another database."""
     if not name.startswith(PREFIX):
         raise SystemExit(f"refusing database {name!r}: this script only uses {PREFIX}*")
-    admin = _admin(url)
+    parts = urlsplit(url)
+    admin = create_engine(
+        urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if create and exists:
-            raise SystemExit(f"{name} already exists: not mine to fill")
-        if not create and not exists:
-            raise SystemExit(f"no database {name} to reuse")
-        if create:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _drop(url: str, name: str) -> None:
-    admin = _admin(url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))  # no FORCE: only ours, closed
-    admin.dispose()
+    if not exists:
+        raise SystemExit(f"no database {name} to reuse")
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 # The rows, made by the server: a few popular sequences and workflows, a long tail (power law on
@@ -105,7 +93,7 @@ FROM (
         SELECT g, random() AS r1, random() AS r2, random() AS r3, random() AS r4,
             random() AS r5, random() AS r6, random() < 0.3 AS rot,
             now() - interval '90 days' + (g + random()) * (interval '90 days' / :n) AS created
-        FROM generate_series(:first, :last) AS g
+        FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
     ) AS y
 ) AS x
 JOIN bench_seqs AS s ON s.k = floor(:nseq * power(x.r1, 2.5))::int
@@ -308,20 +296,13 @@ def main() -> int:
     if not (args.postgres or "").startswith(("postgres://", "postgresql")):
         print("bench_analytics: set DATABASE_URL (or --postgres) to a PostgreSQL server; skipped")
         return 0
-    server = database_url(args.postgres, tempfile.gettempdir())
+    tmp = tempfile.gettempdir()
     if args.reuse:
-        run(_database(server, args.reuse, create=False), 0, 0, args.repeat)
+        run(_reused(database_url(args.postgres, tmp), args.reuse), 0, 0, args.repeat)
         return 0
     for size in (int(s) for s in args.sizes.split(",")):
-        name = f"{PREFIX}{size}_{secrets.token_hex(3)}"
-        url = _database(server, name, create=True)
-        try:
-            run(url, size, None, args.repeat)
-        finally:
-            if args.keep:
-                print(f"  kept database {name} (--reuse {name})")
-            else:
-                _drop(server, name)
+        with own_database(f"{PREFIX}{size}", keep=args.keep, server=args.postgres) as url:
+            run(database_url(url, tmp), size, None, args.repeat)
     return 0
 
 

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 
 @contextlib.contextmanager
-def own_database(prefix: str, keep: bool = False):
-    """Yield the URL of a new database ``<prefix>_<random>`` (or None: SQLite), dropped on exit
-    unless ``keep``."""
-    url = os.environ.get("DATABASE_URL", "")
+def own_database(prefix: str, keep: bool = False, server: str | None = None):
+    """Yield the URL of a new database ``<prefix>_<random>`` on ``server`` (default:
+    DATABASE_URL's), or None (SQLite); dropped on exit unless ``keep``."""
+    url = server or os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         yield None
         return
@@ -30,7 +30,7 @@ def own_database(prefix: str, keep: bool = False):
         yield parts._replace(path="/" + name).geturl()
     finally:
         if keep:
-            print(f"   (database {name} kept)")
+            print(f"   (database {name} kept: --reuse {name})")
         else:
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
