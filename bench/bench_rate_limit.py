@@ -31,7 +31,8 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_action import scratch_database  # noqa: E402
+
+from own_database import own_database  # noqa: E402
 
 from autoseq import create_app  # noqa: E402
 from autoseq.config import database_url  # noqa: E402
@@ -50,13 +51,13 @@ def redis_url() -> str:
     return urlunsplit(parts._replace(path="/" + os.environ.get("TEST_REDIS_DB", "14")))
 
 
-def build_config(sandbox: SandboxServer, tmpdir: str) -> dict:
+def build_config(sandbox: SandboxServer, tmpdir: str, database: str | None) -> dict:
     return {
         "AUTOSEQ_ENV": "testing",
         "SECRET_KEY": "bench",
         "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         # PostgreSQL when DATABASE_URL names it (a database of the bench's own), else SQLite.
-        "SQLALCHEMY_DATABASE_URI": database_url(scratch_database("bench_rate_limit"), tmpdir),
+        "SQLALCHEMY_DATABASE_URI": database_url(database, tmpdir),
         "REDIS_URL": redis_url(),
         "PUBLIC_BASE_URL": "http://localhost:5000",
         **sandbox_settings(sandbox),
@@ -131,12 +132,17 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="threads per process")
     args = parser.parse_args()
+    with own_database("bench_rate_limit") as database:  # PostgreSQL when DATABASE_URL names it
+        _run(args, database)
+
+
+def _run(args, database: str | None) -> None:
 
     state = SandboxState()
     portal = state.seed_demo(contacts=10)
     sandbox = SandboxServer(state).start()
     tmpdir = tempfile.mkdtemp(prefix="autoseq-bench-")
-    config = build_config(sandbox, tmpdir)
+    config = build_config(sandbox, tmpdir, database)
     app = create_app(config)
     limit, window = app.config["HUBSPOT_RATE_LIMIT"]
     with app.app_context():

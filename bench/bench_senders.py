@@ -28,11 +28,12 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from own_database import own_database  # noqa: E402
+
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def build_app(tmpdir: str):
-    from bench_action import scratch_database
+def build_app(tmpdir: str, database: str | None):
     from cryptography.fernet import Fernet
 
     from autoseq import create_app
@@ -46,7 +47,7 @@ def build_app(tmpdir: str):
         {
             "AUTOSEQ_ENV": "testing",
             # PostgreSQL when DATABASE_URL names it (a database of the bench's own), else SQLite.
-            "SQLALCHEMY_DATABASE_URI": database_url(scratch_database("bench_senders"), tmpdir),
+            "SQLALCHEMY_DATABASE_URI": database_url(database, tmpdir),
             "REDIS_URL": redis_url,
             "SECRET_KEY": "bench",
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
@@ -141,11 +142,16 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--weights", default="50,25,15,10")
     args = parser.parse_args()
+    with own_database("bench_senders") as database:  # PostgreSQL when DATABASE_URL names it
+        _run(args, database)
+
+
+def _run(args, database: str | None) -> None:
     weights = [int(w) for w in args.weights.split(",")]
 
     from autoseq.extensions import db
 
-    app = build_app(tempfile.mkdtemp(prefix="bench-senders-"))
+    app = build_app(tempfile.mkdtemp(prefix="bench-senders-"), database)
     with app.app_context():
         app.extensions["redis"].flushdb()
         db.drop_all()  # a scratch database of the bench's own (see build_app)
