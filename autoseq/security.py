@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -35,9 +36,21 @@ class BoundedIntegerConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, but a request without the cookie (every HubSpot call, the
+    health checks) gets its empty session without building a signer first: the execution
+    endpoint is hot, and the signer is the largest part of opening a session."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Install the request guards and headers; call before any blueprint adds its routes."""
     app.url_map.converters["int"] = BoundedIntegerConverter
+    app.session_interface = CookieSessionInterface()
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
         # Trust exactly the configured proxies: the client address is the one the outermost

@@ -350,8 +350,10 @@ def record_execution(execution: Execution) -> tuple[Recorded, bool]:
     if execution.record_type:
         return _record_record_execution(execution)
     try:
-        new = db.session.execute(_insert_template(), _insert_params(execution)).first()
-        db.session.commit()
+        # A connection of its own, not the ORM session: the row is one Core statement, and the
+        # session's bookkeeping around it cost 7% of the endpoint's Python calls.
+        with db.engine.begin() as connection:
+            new = connection.execute(_insert_template(), _insert_params(execution)).first()
     except IntegrityError:
         # A retried (or racing) delivery of the same callback: the first one's row is the row.
         db.session.rollback()
