@@ -16,6 +16,8 @@ from flask import Flask, jsonify, request
 app = Flask(__name__)
 BLOCK = {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P1D"}}
 URL = os.environ["DATABASE_URL"]
+INSERT_PG = "INSERT INTO floor_rows (callback_id, body) VALUES (%s, %s)"
+INSERT_SQLITE = "INSERT INTO floor_rows (callback_id, body) VALUES (?, ?)"
 _local = threading.local()
 
 
@@ -38,10 +40,7 @@ def floor_enroll():
     body = request.get_data()
     data = json.loads(body)
     conn = connection()
-    mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
-    conn.execute(
-        f"INSERT INTO floor_rows (callback_id, body) VALUES ({mark}, {mark})",
-        (data["callbackId"], body.decode()),
-    )
+    insert = INSERT_SQLITE if isinstance(conn, sqlite3.Connection) else INSERT_PG
+    conn.execute(insert, (data["callbackId"], body.decode()))
     conn.commit()
     return jsonify(BLOCK)
