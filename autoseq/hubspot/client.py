@@ -122,13 +122,19 @@ class HubSpotClient:
         return self.request("POST", path, params=params, json=json)
 
     def paginate(self, path: str, params=None, limit: int = 100) -> Iterator[dict]:
-        """Every item of a paged list, following ``paging.next.after`` page by page (rate slots
-        taken ``PAGING_AHEAD`` at a time: what one listing leaves the next one uses)."""
+        """Every item of a paged list, following ``paging.next.after`` page by page."""
+        for page in self.pages(path, params, limit):
+            yield from page
+
+    def pages(self, path: str, params=None, limit: int = 100) -> Iterator[list]:
+        """Each page's ``results`` of a paged list (what a caller that keeps every item takes:
+        one step per page, not per item). Rate slots are taken ``PAGING_AHEAD`` at a time: what
+        one listing leaves the next one uses."""
         params = dict(params or {})
         params["limit"] = limit
         while True:
             body = self.request("GET", path, params=params, ahead=PAGING_AHEAD) or {}
-            yield from body.get("results") or []
+            yield body.get("results") or []
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
@@ -147,6 +153,10 @@ class HubSpotClient:
     def iter_sequences(self, user_id) -> Iterator[dict]:
         """The sequences user ``user_id`` sees (``GET {SEQUENCES_API}?userId=``)."""
         return self.paginate(SEQUENCES_API, {"userId": str(user_id)})
+
+    def sequence_pages(self, user_id) -> Iterator[list]:
+        """:meth:`iter_sequences` page by page."""
+        return self.pages(SEQUENCES_API, {"userId": str(user_id)})
 
     def iter_flows(self) -> Iterator[dict]:
         """The portal's workflows (``/automation/v4/flows``: ``id``, ``name``, ``isEnabled``,
