@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "autoseq:hubspot:refresh-lock:"
 BATCH_COMPLETE_SIZE = 100
+# Rate slots a paging loop takes per round trip to the limiter (RateLimiter.acquire(ahead=)): the
+# pages after this one are likely to follow at once.
+PAGING_AHEAD = 8
 
 
 class HubSpotClient:
@@ -77,15 +80,18 @@ class HubSpotClient:
         self.close()
 
     # -- calls ----------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, params=None, json=None):
-        """One call with a fresh token; the JSON answer (None for an empty answer)."""
+    def request(self, method: str, path: str, *, params=None, json=None, ahead: int = 1):
+        """One call with a fresh token; the JSON answer (None for an empty answer).
+
+        ``ahead``: how many calls the caller expects to make soon (``Transport.request``).
+        """
         token = self._token()
         try:
-            response = self._send(method, path, token, params, json)
+            response = self._send(method, path, token, params, json, ahead)
         except HubSpotAuthError:
             # One refresh on a 401, then one more try; a second 401 is raised as it is.
             token = self._token(failed_token=token)
-            response = self._send(method, path, token, params, json)
+            response = self._send(method, path, token, params, json, ahead)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -96,7 +102,7 @@ class HubSpotClient:
                 status=response.status_code,
             ) from None
 
-    def _send(self, method, path, token, params, json):
+    def _send(self, method, path, token, params, json, ahead=1):
         return self.transport.request(
             method,
             path,
@@ -104,6 +110,7 @@ class HubSpotClient:
             json=json,
             headers={"Authorization": f"Bearer {token}"},
             rate_key=self.portal_id,
+            rate_ahead=ahead,
         )
 
     def get(self, path: str, params=None):
@@ -116,11 +123,18 @@ class HubSpotClient:
 
     def paginate(self, path: str, params=None, limit: int = 100) -> Iterator[dict]:
         """Every item of a paged list, following ``paging.next.after`` page by page."""
+        for page in self.pages(path, params, limit):
+            yield from page
+
+    def pages(self, path: str, params=None, limit: int = 100) -> Iterator[list]:
+        """Each page's ``results`` of a paged list (what a caller that keeps every item takes:
+        one step per page, not per item). Rate slots are taken ``PAGING_AHEAD`` at a time: what
+        one listing leaves the next one uses."""
         params = dict(params or {})
         params["limit"] = limit
         while True:
-            body = self.get(path, params) or {}
-            yield from body.get("results") or []
+            body = self.request("GET", path, params=params, ahead=PAGING_AHEAD) or {}
+            yield body.get("results") or []
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
@@ -139,6 +153,10 @@ class HubSpotClient:
     def iter_sequences(self, user_id) -> Iterator[dict]:
         """The sequences user ``user_id`` sees (``GET {SEQUENCES_API}?userId=``)."""
         return self.paginate(SEQUENCES_API, {"userId": str(user_id)})
+
+    def sequence_pages(self, user_id) -> Iterator[list]:
+        """:meth:`iter_sequences` page by page."""
+        return self.pages(SEQUENCES_API, {"userId": str(user_id)})
 
     def iter_flows(self) -> Iterator[dict]:
         """The portal's workflows (``/automation/v4/flows``: ``id``, ``name``, ``isEnabled``,

@@ -168,15 +168,22 @@ class Transport:
         data=None,
         headers=None,
         rate_key=None,
+        rate_ahead: int = 1,
     ) -> requests.Response:
-        """Send, retrying what may be retried; a 2xx/3xx response, else the typed error."""
+        """Send, retrying what may be retried; a 2xx/3xx response, else the typed error.
+
+        ``rate_ahead``: how many calls of this key the caller expects soon (a paging loop): the
+        rate limiter may take that many slots in one round trip (``RateLimiter.acquire``).
+        """
         url = self.base_url + path
         label = f"{method} {safe_path(path)}"
         attempt = 0
         rate_retries = 0
         while True:
             try:
-                response = self._send(method, url, params, json, data, headers, rate_key)
+                response = self._send(
+                    method, url, params, json, data, headers, rate_key, rate_ahead
+                )
             except _DROPPED as exc:
                 if attempt >= self.retry.max_retries:
                     # ``from None``: the requests exception text carries the URL (maybe a token).
@@ -215,14 +222,16 @@ class Transport:
                 continue
             raise error
 
-    def _send(self, method, url, params, json, data, headers, rate_key) -> requests.Response:
+    def _send(
+        self, method, url, params, json, data, headers, rate_key, rate_ahead=1
+    ) -> requests.Response:
         if self.limiter is None or rate_key is None:
             return self._http(method, url, params, json, data, headers)
-        member = self.limiter.acquire(rate_key)
+        member = self.limiter.acquire(rate_key, rate_ahead)
         try:
             return self._http(method, url, params, json, data, headers)
         finally:
-            # Stamped by the next call's slot script (one round trip less), or within ~0.1 s.
+            # Stamped by the next slot script (with the stamps of other calls), or within ~0.1 s.
             self.limiter.release_later(rate_key, member)
 
     def _http(self, method, url, params, json, data, headers) -> requests.Response:

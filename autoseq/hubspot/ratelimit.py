@@ -19,6 +19,16 @@ back (the script is told how long ago that was, and never moves a slot earlier t
 stamp taken when the script ran held each slot of a drain's steady 11 calls a second 50-100 ms
 too long, about 1% of the budget. Measured: under load, the sync of 10,000 sequences spent a tenth
 of its time on these round trips (bench/bench_sync.py).
+
+Why a paging loop may take several slots at once (``acquire(key, ahead=n)``): a sync pages through
+thousands of listings, one Redis round trip per page. With ``ahead`` the script takes up to ``n``
+slots in one go (never more than a quarter of what is free, so a caller never hoards the window)
+and the extra ones are kept for this limiter's next calls of the same key and priority, for at most
+``RESERVE_TTL``. A kept slot is counted in the window from the moment it was taken, which is
+before its call: the window it holds is longer, never shorter, than the one HubSpot sees, and the
+stamp at its answer moves it later as for any slot. A kept slot never used is given back (removed)
+by the next script call or at ``flush``; in a process that dies it ages out of the window like any
+slot. Stamps of several calls go in one script call as well.
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "autoseq:hubspot:rate:"
 STAMP_DELAY = 0.05  # seconds a slot's stamp may wait for the caller's next call
+# Longest time a slot taken ahead (``acquire(ahead=n)``) waits for its call, as a share of the
+# window (and at most a second): well inside the window the slot is counted in.
+RESERVE_SHARE = 0.1
+RESERVE_MAX = 1.0
 # While a portal has enrollments waiting (its drain set the flag), callers outside
 # :func:`priority` (syncs, background checks) may use only this share of its budget.
 BACKGROUND_SHARE = 0.2
@@ -59,32 +73,57 @@ def priority():
         _PRIORITY.reset(token)
 
 
-# KEYS[1] the window, KEYS[2] the portal's "enrollments waiting" flag; ARGV: limit, window (ms),
-# member, background limit (-1: a priority caller), a slot to stamp first ("" for none), how
-# long ago (ms) its call ended. Answers {1, 0} (taken) or {0, wait ms}.
-_ACQUIRE = """
+# The first part of both scripts: stamps and give-backs. ARGV from ``first``: the count of stamps
+# s, the count of slots to give back d, then s pairs (slot, how long ago (ms) its call ended: the
+# slot's time moves to then, only if it is still there and never earlier than it was), then d slots
+# to remove (taken ahead, never used). Leaves ``i`` at the next argument.
+_SETTLE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-if ARGV[5] ~= '' then
-  local stamp = now - tonumber(ARGV[6])
-  local old = redis.call('ZSCORE', KEYS[1], ARGV[5])
-  if old and tonumber(old) < stamp then redis.call('ZADD', KEYS[1], 'XX', stamp, ARGV[5]) end
+local s = tonumber(ARGV[first])
+local d = tonumber(ARGV[first + 1])
+local i = first + 2
+for _ = 1, s do
+  local stamp = now - tonumber(ARGV[i + 1])
+  local old = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if old and tonumber(old) < stamp then redis.call('ZADD', KEYS[1], 'XX', stamp, ARGV[i]) end
+  i = i + 2
 end
+for _ = 1, d do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  i = i + 1
+end
+"""
+
+# KEYS[1] the window, KEYS[2] the portal's "enrollments waiting" flag; ARGV: limit, window (ms),
+# background limit (-1: a priority caller), want, then the settle part, then ``want`` new slot ids.
+# Takes up to ``want`` slots (at least one, at most a quarter of those free) and answers
+# {taken, 0}, or {0, wait ms} when none is free.
+_ACQUIRE = (
+    "local first = 5\n"
+    + _SETTLE
+    + """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local background = tonumber(ARGV[4])
+local background = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
 if background >= 0 and redis.call('EXISTS', KEYS[2]) == 1 then limit = background end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[1])
 if used < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  local take = math.min(want, math.max(1, math.floor((limit - used) / 4)))
+  for j = 0, take - 1 do redis.call('ZADD', KEYS[1], now, ARGV[i + j]) end
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2) + 1000)
-  return {1, 0}
+  return {take, 0}
 end
 local nth = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')
 if nth[2] == nil then return {0, math.ceil(window)} end
 return {0, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
 """
+)
+
+# KEYS[1] the window; ARGV: the settle part alone.
+_STAMP = "local first = 1\n" + _SETTLE + "return 1\n"
 
 # KEYS[1] the window; ARGV: limit, window (ms), want. Takes nothing; answers {free slots, ms until
 # ``want`` slots are free (0 when they are)}.
@@ -101,16 +140,6 @@ if free >= want then return {free, 0} end
 local nth = redis.call('ZRANGE', KEYS[1], want - free - 1, want - free - 1, 'WITHSCORES')
 if nth[2] == nil then return {free, 1} end
 return {free, math.max(1, math.ceil(tonumber(nth[2]) + window - now))}
-"""
-
-# KEYS[1] the window; ARGV[1] member, ARGV[2] how long ago (ms) its call ended: move the slot's
-# time to then (only if it is still there, and never earlier than it was).
-_STAMP = """
-local t = redis.call('TIME')
-local stamp = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 - tonumber(ARGV[2])
-local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if old and tonumber(old) < stamp then redis.call('ZADD', KEYS[1], 'XX', stamp, ARGV[1]) end
-return 1
 """
 
 
@@ -130,11 +159,16 @@ class RateLimiter:
         self.window_ms = float(window) * 1000.0
         self.max_wait = float(max_wait)
         self.prefix = prefix
+        self.reserve_ttl = min(RESERVE_MAX, float(window) * RESERVE_SHARE)
         self._acquire = redis.register_script(_ACQUIRE)
         self._stamp = redis.register_script(_STAMP)
         self._headroom = redis.register_script(_HEADROOM)
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[str, float]] = {}  # key -> (slot to stamp, since)
+        # key -> [(slot to stamp, when its call ended)]
+        self._pending: dict[str, list[tuple[str, float]]] = {}
+        # (key, priority) -> [(slot taken ahead, when)], oldest first
+        self._ahead: dict[tuple[str, bool], list[tuple[str, float]]] = {}
+        self._unused: dict[str, list[str]] = {}  # key -> slots taken ahead to give back
 
     @classmethod
     def from_config(cls, config, redis: Redis) -> RateLimiter:
@@ -154,14 +188,18 @@ class RateLimiter:
         same round trip.
         """
         member = member or uuid.uuid4().hex
+        stamps = [(stamp, ended)] if stamp else []
+        taken, wait = self._take(key, [member], stamps, [])
+        return (member, 0.0) if taken else (None, wait)
+
+    def _take(self, key, members: list[str], stamps, unused) -> tuple[int, float]:
+        """One script call: stamp ``stamps``, give back ``unused``, take up to len(members)."""
         background = -1 if _PRIORITY.get() else int(self.limit * BACKGROUND_SHARE)
+        args = [self.limit, self.window_ms, background, len(members), *_settle(stamps, unused)]
         taken, wait_ms = self._acquire(
-            keys=[self.key(key), self.busy_key(key)],
-            args=[self.limit, self.window_ms, member, background, stamp, _ago_ms(ended)],
+            keys=[self.key(key), self.busy_key(key)], args=[*args, *members]
         )
-        if int(taken):
-            return member, 0.0
-        return None, int(wait_ms) / 1000.0
+        return int(taken), int(wait_ms) / 1000.0
 
     def busy_key(self, key) -> str:
         return f"{self.prefix}{key}:enrollments-waiting"
@@ -186,19 +224,31 @@ class RateLimiter:
         )
         return int(free), int(wait_ms) / 1000.0
 
-    def acquire(self, key) -> str:
+    def acquire(self, key, ahead: int = 1) -> str:
         """Wait for a slot and take it; return its id. :class:`RateLimited` after ``max_wait``.
 
-        A slot handed to :meth:`release_later` for this key is stamped by the same script.
+        ``ahead``: how many calls the caller expects to make soon (a paging loop); up to that many
+        slots are taken in one round trip and the others kept for the next calls (module
+        docstring). Slots handed to :meth:`release_later` for this key are stamped by the same
+        script.
         """
+        kept = self._kept(key)
+        if kept is not None:
+            return kept
         deadline = time.monotonic() + self.max_wait
-        member = uuid.uuid4().hex
-        stamp, ended = self._take_pending(key)
+        stamps, unused = self._take_settle(key)
         while True:
-            taken, wait = self.try_acquire(key, member, stamp, ended)
-            stamp = ""
+            members = [uuid.uuid4().hex for _ in range(max(1, int(ahead)))]
+            since = time.monotonic()
+            taken, wait = self._take(key, members, stamps, unused)
+            stamps = unused = ()
             if taken:
-                return taken
+                if taken > 1:
+                    with self._lock:
+                        pool = self._ahead.setdefault((key, _PRIORITY.get()), [])
+                        pool.extend((m, since) for m in members[1:taken])
+                    _stamper.watch(self)
+                return members[0]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RateLimited(
@@ -208,38 +258,61 @@ class RateLimiter:
             # A little jitter so that waiters woken by the same free slot do not stampede.
             time.sleep(min(wait + random.uniform(0, 0.005), remaining))
 
+    def _kept(self, key) -> str | None:
+        """A slot taken ahead for this key and priority, still young enough; stale ones are put
+        aside to be given back."""
+        pool_key = (key, _PRIORITY.get())
+        with self._lock:
+            pool = self._ahead.get(pool_key)
+            if not pool:
+                return None
+            oldest = time.monotonic() - self.reserve_ttl
+            while pool and pool[0][1] < oldest:
+                self._unused.setdefault(key, []).append(pool.pop(0)[0])
+            return pool.pop(0)[0] if pool else None
+
     def release(self, key, member: str, ended: float | None = None) -> None:
         """The call made with this slot is over (now, or at ``ended``, ``time.monotonic()``):
         count the slot from then (see module docstring)."""
-        self._stamp(keys=[self.key(key)], args=[member, _ago_ms(ended)])
+        self._settle(key, [(member, ended)], [])
+
+    def _settle(self, key, stamps, unused) -> None:
+        if stamps or unused:
+            self._stamp(keys=[self.key(key)], args=_settle(stamps, unused))
 
     def release_later(self, key, member: str) -> None:
-        """:meth:`release`, done by this key's next :meth:`acquire` if it comes within
-        ``STAMP_DELAY``, else by a background thread (one Redis round trip less per call)."""
+        """:meth:`release`, done by this key's next script call (an :meth:`acquire` that takes
+        slots) or, within about ``2 * STAMP_DELAY``, by a background thread: one Redis round trip
+        for the stamps of several calls."""
         with self._lock:
-            previous = self._pending.pop(key, None)
-            self._pending[key] = (member, time.monotonic())
-        if previous is not None:
-            self.release(key, *previous)
+            self._pending.setdefault(key, []).append((member, time.monotonic()))
         _stamper.watch(self)
 
-    def flush(self, older_than: float = 0.0) -> bool:
-        """Stamp the slots waiting for a stamp ``older_than`` seconds or more; whether any wait
-        still."""
+    def flush(self, older_than: float = 0.0, keep_ahead: bool = False) -> bool:
+        """Stamp the slots of the keys whose oldest stamp has waited ``older_than`` seconds or
+        more, and give back the slots taken ahead that are too old to be used (all of them unless
+        ``keep_ahead``); whether anything still waits."""
         now = time.monotonic()
+        oldest = now - self.reserve_ttl
         with self._lock:
-            due = [(k, m, t) for k, (m, t) in self._pending.items() if now - t >= older_than]
-            for key, _, _ in due:
+            for (key, _), pool in self._ahead.items():
+                while pool and (not keep_ahead or pool[0][1] < oldest):
+                    self._unused.setdefault(key, []).append(pool.pop(0)[0])
+            due = {k: v for k, v in self._pending.items() if v and now - v[0][1] >= older_than}
+            keys = set(due) | set(self._unused)
+            work = [(k, due.get(k, []), self._unused.get(k, [])) for k in keys]
+            for key in due:
                 del self._pending[key]
-            waiting = bool(self._pending)
-        for key, member, ended in due:
-            self.release(key, member, ended)
+            self._unused.clear()
+            waiting = any(self._pending.values()) or any(self._ahead.values())
+        for key, stamps, unused in work:
+            self._settle(key, stamps, unused)
         return waiting
 
-    def _take_pending(self, key) -> tuple[str, float | None]:
+    def _take_settle(self, key) -> tuple[list, list]:
+        """The stamps and give-backs of ``key`` not yet sent (the caller's script sends them)."""
         with self._lock:
-            pending = self._pending.pop(key, None)
-        return pending if pending else ("", None)
+            return self._pending.pop(key, []), self._unused.pop(key, [])
 
     @contextmanager
     def slot(self, key):
@@ -257,12 +330,21 @@ class RateLimiter:
         return int(self.redis.zcount(self.key(key), now - self.window_ms, "+inf"))
 
 
+def _settle(stamps, unused) -> list:
+    """The settle part of a script's arguments (``_SETTLE``)."""
+    args: list = [len(stamps), len(unused)]
+    for member, ended in stamps:
+        args += [member, _ago_ms(ended)]
+    return args + list(unused)
+
+
 def _ago_ms(ended: float | None) -> int:
     return 0 if ended is None else max(0, int((time.monotonic() - ended) * 1000))
 
 
 class _Stamper:
-    """One daemon thread per process: stamps the slots no next call stamped in time."""
+    """One daemon thread per process: stamps the slots no next call stamped in time, and gives
+    back the slots taken ahead that waited too long."""
 
     def __init__(self):
         self.limiters: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
@@ -288,7 +370,7 @@ class _Stamper:
             waiting = False
             for limiter in limiters:
                 try:
-                    waiting = limiter.flush(older_than=STAMP_DELAY) or waiting
+                    waiting = limiter.flush(STAMP_DELAY, keep_ahead=True) or waiting
                 except Exception:  # Redis away: the slot keeps the stamp it was taken with
                     log.warning("rate limiter: a slot could not be stamped", exc_info=True)
             if waiting:

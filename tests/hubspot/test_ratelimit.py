@@ -66,25 +66,34 @@ def test_slot_counts_from_the_end_of_its_call(redis):
 # -- many threads and processes against one sandbox portal -------------------------------------
 
 
-def _call_until(app, workspace_id, start, deadline, results):
-    """From ``start`` to ``deadline`` (time.time()), call HubSpot in a loop; note completions."""
+def _call_until(app, workspace_id, start, deadline, results, paging=False):
+    """From ``start`` to ``deadline`` (time.time()), call HubSpot in a loop; note completions.
+
+    ``paging``: page through the owners one per page (rate slots taken several at a time)."""
     with app.app_context():
         try:
             client = for_workspace(workspace_id)
             time.sleep(max(0.0, start - time.time()))
             while time.time() < deadline:
-                client.get("/crm/v3/owners", {"limit": 1})
-                results.append(time.time())
+                if paging:
+                    for _ in client.paginate("/crm/v3/owners", limit=1):
+                        results.append(time.time())  # one owner a page: one per call
+                else:
+                    client.get("/crm/v3/owners", {"limit": 1})
+                    results.append(time.time())
         except Exception as exc:  # noqa: BLE001 (the test asserts there were none)
             results.append(exc)
         finally:
+            client.close()  # slots taken ahead and never used are given back
             db.session.remove()
 
 
-def _threads(app, workspace_id, start, deadline, count) -> list:
+def _threads(app, workspace_id, start, deadline, count, paging=False) -> list:
     results: list = []
     threads = [
-        threading.Thread(target=_call_until, args=(app, workspace_id, start, deadline, results))
+        threading.Thread(
+            target=_call_until, args=(app, workspace_id, start, deadline, results, paging)
+        )
         for _ in range(count)
     ]
     for t in threads:
@@ -94,11 +103,11 @@ def _threads(app, workspace_id, start, deadline, count) -> list:
     return results
 
 
-def _process_main(config, workspace_id, start, deadline, count, queue):
+def _process_main(config, workspace_id, start, deadline, count, queue, paging):
     # A forked child builds its own app: its own database engine and Redis connections.
     try:
         app = create_app(config)
-        results = _threads(app, workspace_id, start, deadline, count)
+        results = _threads(app, workspace_id, start, deadline, count, paging)
         queue.put([r if isinstance(r, float) else repr(r) for r in results])
     except BaseException as exc:  # noqa: BLE001 (reported to the parent as an error)
         queue.put([f"child failed: {exc!r}"])
@@ -108,7 +117,7 @@ def _process_main(config, workspace_id, start, deadline, count, queue):
         os._exit(0)
 
 
-def _drive(app, workspace_id, duration, threads, processes, threads_per_process):
+def _drive(app, workspace_id, duration, threads, processes, threads_per_process, paging=False):
     """Run callers in this process and in forked ones; return (completion times, errors)."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
@@ -118,13 +127,21 @@ def _drive(app, workspace_id, duration, threads, processes, threads_per_process)
     children = [
         ctx.Process(
             target=_process_main,
-            args=(dict(app.config), workspace_id, start, deadline, threads_per_process, queue),
+            args=(
+                dict(app.config),
+                workspace_id,
+                start,
+                deadline,
+                threads_per_process,
+                queue,
+                paging,
+            ),
         )
         for _ in range(processes)
     ]
     for child in children:
         child.start()
-    results = _threads(app, workspace_id, start, deadline, threads)
+    results = _threads(app, workspace_id, start, deadline, threads, paging)
     for _ in children:
         results.extend(queue.get(timeout=duration + 60))
     for child in children:
@@ -155,6 +172,22 @@ def test_threads_and_processes_share_a_short_budget_without_a_429(
     assert stats["rate_limited"] == 0
     assert stats["requests"] == len(times)
     assert _budget_share(start, times, duration, limit, window) >= 0.9
+
+
+@pytest.mark.slow
+def test_paging_threads_and_processes_taking_slots_ahead_share_a_budget_without_a_429(
+    app, connected_workspace, sandbox_admin, portal_id
+):
+    limit, window, duration = 40, 2.0, 5.0
+    sandbox_admin.patch(f"/portals/{portal_id}/settings", {"rate_limit": f"{limit}/{window:g}s"})
+    app.config["HUBSPOT_RATE_LIMIT"] = (limit, window)
+    sandbox_admin.delete(f"/portals/{portal_id}/stats")
+    start, times, errors = _drive(app, connected_workspace.id, duration, 3, 2, 2, paging=True)
+    assert errors == []
+    stats = sandbox_admin.get(f"/portals/{portal_id}/stats")
+    assert stats["rate_limited"] == 0
+    # Slots taken ahead and not used hold the budget for a moment: a little less of it is used.
+    assert _budget_share(start, times, duration, limit, window) >= 0.8
 
 
 @pytest.mark.slow
@@ -193,3 +226,59 @@ def test_background_calls_take_the_whole_budget_when_no_enrollment_waits(redis):
     assert all(limiter.try_acquire("p")[0] for _ in range(10))
     free, wait = limiter.headroom("p", 3)
     assert free == 0 and 59.0 <= wait <= 60.0
+
+
+# -- slots taken ahead (a paging loop) -----------------------------------------------------------
+
+
+def test_a_paging_caller_takes_slots_ahead_and_gives_back_those_it_did_not_use(redis):
+    limiter = RateLimiter(redis, 100, 10.0)
+    limiter.acquire("p", ahead=8)
+    assert limiter.used("p") == 8  # one round trip for eight calls
+    for _ in range(2):
+        limiter.acquire("p", ahead=8)
+    assert limiter.used("p") == 8  # the kept slots were used: nothing more taken
+    limiter.flush()
+    assert limiter.used("p") == 3  # the five never used are given back
+
+
+def test_slots_taken_ahead_are_at_most_a_quarter_of_those_free(redis):
+    limiter = RateLimiter(redis, 10, 60.0)
+    limiter.acquire("p", ahead=8)
+    assert limiter.used("p") == 2
+    for _ in range(9):
+        limiter.acquire("p", ahead=8)
+    assert limiter.used("p") == 10  # ten calls, ten slots: the last free ones one at a time
+    assert limiter.try_acquire("p")[0] is None
+
+
+def test_a_slot_kept_too_long_is_given_back_not_used(redis):
+    limiter = RateLimiter(redis, 100, 1.0)  # kept at most a tenth of the window
+    limiter.acquire("p", ahead=8)
+    time.sleep(limiter.reserve_ttl + 0.05)
+    limiter.acquire("p")  # a new slot, and the seven stale ones given back in the same trip
+    assert limiter.used("p") == 2
+
+
+def test_slots_kept_by_a_priority_caller_are_not_used_by_a_background_one(redis):
+    from autoseq.hubspot.ratelimit import priority
+
+    limiter = RateLimiter(redis, 100, 10.0)
+    with priority():
+        limiter.acquire("p", ahead=4)
+    limiter.acquire("p")
+    assert limiter.used("p") == 5
+    limiter.flush()
+    assert limiter.used("p") == 2
+
+
+def test_stamps_of_several_calls_go_in_one_script_call(redis):
+    limiter = RateLimiter(redis, 3, 0.5)
+    members = [limiter.acquire("p", ahead=3) for _ in range(3)]
+    time.sleep(0.4)
+    for member in members:
+        limiter.release_later("p", member)
+    limiter.flush()
+    # Counted from the end of their calls (0.4 s after they were taken): still in the window.
+    time.sleep(0.2)
+    assert limiter.used("p") == 3

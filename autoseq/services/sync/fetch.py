@@ -137,7 +137,10 @@ def fetch_workflows(client) -> dict[str, dict] | None:
 def _list_one(client, uid: str) -> tuple[str, list | None, Exception | None]:
     """One user's whole listing, or the error that stopped it."""
     try:
-        return uid, list(client.iter_sequences(uid)), None
+        items: list = []
+        for page in client.sequence_pages(uid):
+            items.extend(page)
+        return uid, items, None
     except Exception as exc:  # handed to the caller, which decides
         return uid, None, exc
 

@@ -353,8 +353,11 @@ def plan_sequence_changes(
         if row is None:
             inserts.append(dict(record))
             continue
+        # ``!=`` first: an unchanged field (most of them, on a re-sync) costs no call of _differs.
         changes = {
-            name: record[name] for name in SEQUENCE_FIELDS if _differs(row.get(name), record[name])
+            name: record[name]
+            for name in SEQUENCE_FIELDS
+            if row.get(name) != record[name] and _differs(row.get(name), record[name])
         }
         if row.get("removed_at") is not None:
             changes["removed_at"] = None

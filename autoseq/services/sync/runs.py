@@ -277,17 +277,17 @@ def run_sync(
         if connection is None or connection.status != ConnectionStatus.CONNECTED:
             state = "not connected" if connection is None else connection.status.replace("_", " ")
             return _fail(run_id, f"HubSpot is {state}: reconnect HubSpot, then sync again.")
-        extra: list = []
+        built: list = []  # the clients built here, closed here (a caller's client is its own)
         started = time.monotonic()
         existing = load_existing_alongside(workspace_id)
         try:
             if client is None:
                 from ..connections import for_connection
 
-                client = for_connection(connection)
                 workers = current_app.config["SYNC_FETCH_THREADS"]
-                extra = [for_connection(connection) for _ in range(workers - 1)]
-            fetched = fetch_portal(client, _renewing(lock, progress), extra)
+                built = [for_connection(connection) for _ in range(max(1, workers))]
+                client = built[0]
+            fetched = fetch_portal(client, _renewing(lock, progress), built[1:])
         except (NeedsReconnect, HubSpotAuthError) as exc:
             return _fail(run_id, f"HubSpot needs reconnecting: {_message(exc)}")
         except SyncAborted as exc:
@@ -296,7 +296,7 @@ def run_sync(
             _fail(run_id, f"HubSpot answered with an error: {_message(exc)}")
             raise
         finally:
-            for c in extra:
+            for c in built:  # slots taken ahead and never used are given back
                 c.close()
         fetch_seconds = time.monotonic() - started
 
