@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import case, literal
+from sqlalchemy.orm.attributes import set_committed_value
+
 from ...extensions import db
 from ...models import Enrollment, EnrollmentStatus, ExecutionStatus, RecordExecution
 from ...models.base import utcnow
@@ -44,21 +47,118 @@ REASONS = {
 
 
 def finish(
-    row: Enrollment, outcome: EnrollmentStatus, code: str | None = None, reason: str | None = None
-):
-    """Give the enrollment its finished state (``enrolled``, ``already_enrolled`` or ``failed``)
-    and commit: the one function through which an enrollment's state leaves ``queued``."""
+    row: Enrollment,
+    outcome: EnrollmentStatus,
+    code: str | None = None,
+    reason: str | None = None,
+    *,
+    batch: Outcomes | None = None,
+    **values,
+) -> None:
+    """Give the enrollment its finished state (``enrolled``, ``already_enrolled`` or ``failed``):
+    the one function through which an enrollment's state leaves ``queued``.
+
+    ``values``: other columns the outcome sets (``hubspot_enrollment_id``, ``sender_email``).
+    With ``batch`` the outcome is recorded when the drain's batch is (:class:`Outcomes`), else
+    now, and committed.
+    """
     outcome = EnrollmentStatus(outcome)
     if not outcome.finished:
         raise ValueError(f"{outcome} is not a finished state")
-    row.status = outcome.value
-    row.failure_code = None if code is None else str(code)  # FailureCode, or HubSpot's own
-    row.failure_reason = reason if reason is not None else (REASONS.get(code) if code else None)
-    row.finished_at = utcnow()
-    row.job_id = None
-    row.due_at = None
-    db.session.commit()
-    log.info("enrollment %s (callback %s): %s %s", row.id, row.callback_id, outcome, code or "")
+    values.update(
+        status=outcome.value,
+        failure_code=None if code is None else str(code),  # FailureCode, or HubSpot's own
+        failure_reason=reason if reason is not None else (REASONS.get(code) if code else None),
+        finished_at=utcnow(),
+        job_id=None,
+        due_at=None,
+    )
+    pending = Outcomes() if batch is None else batch
+    pending.add(row, values)
+    if batch is None:
+        pending.record()
+        db.session.commit()
+
+
+class Outcomes:
+    """Finished states of a drain's batch, recorded together: one UPDATE of the rows, one upsert
+    of their rollups, in one transaction (each row's own commit and rollup upsert, with a locked
+    re-read of its old values, were half of a drain's CPU: bench_action.py's profile).
+
+    A row's outcome shows on its object at once and reaches the database at :meth:`record`
+    (the drain's batch ends, or waits); a worker killed before that leaves the row queued with its
+    attempt counted, and the next drain looks at HubSpot before sending again
+    (:mod:`.delivery`): exactly once stays the row's.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[Enrollment, dict]] = {}
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, row: Enrollment, values: dict) -> None:
+        for name, value in values.items():
+            set_committed_value(row, name, value)  # shown now, written by record()
+        self.pending[row.id] = (row, values)
+
+    def record(self) -> int:
+        """Write the pending outcomes (not committed: the caller commits); how many rows took
+        theirs. Only a row still queued takes one (the UPDATE's guard, under its lock), and the
+        rollups count exactly the rows it changed (their values as the UPDATE returns them)."""
+        from ..analytics import rollups  # not at import: analytics imports this package
+
+        if not self.pending:
+            return 0
+        pending, self.pending = self.pending, {}
+        connection = db.session.connection()
+        workspace_ids = {row.workspace_id for row, _ in pending.values()}
+        rollups.hold(connection, workspace_ids)
+        changed = connection.execute(_update(pending, rollups.TRACKED)).all()
+        rollups.record_outcome_change(
+            db.session, ((None, rollups.Fact(*r[1:])) for r in changed), locked=True
+        )
+        done = {r[0] for r in changed}
+        for row_id, (row, values) in pending.items():
+            if row_id in done:
+                log.info(
+                    "enrollment %s (callback %s): %s %s",
+                    row_id,
+                    row.callback_id,
+                    values["status"],
+                    values["failure_code"] or "",
+                )
+            else:  # finished by someone else meanwhile: the row says how
+                log.warning("enrollment %s: already finished, outcome %s dropped", row_id, values)
+                db.session.expire(row)
+        return len(done)
+
+
+def _update(pending: dict[int, tuple[Enrollment, dict]], tracked: tuple[str, ...]):
+    """One UPDATE of the rows' outcome columns: a column the rows share is set as such, one that
+    differs by a CASE on the id. Returns each changed row's id and ``tracked`` columns."""
+    table = Enrollment.__table__
+    ids = sorted(pending)
+    columns: dict[str, dict[int, object]] = {}
+    for row_id in ids:
+        for name, value in pending[row_id][1].items():
+            columns.setdefault(name, {})[row_id] = value
+    values: dict[str, object] = {"updated_at": utcnow()}
+    for name, given in columns.items():
+        column = table.c[name]
+        if len(given) == len(ids) and len(set(given.values())) == 1:
+            values[name] = next(iter(given.values()))
+        else:
+            whens = [(column_id, literal(v, column.type)) for column_id, v in given.items()]
+            values[name] = case(
+                *((table.c.id == row_id, value) for row_id, value in whens), else_=column
+            )
+    return (
+        table.update()
+        .where(table.c.id.in_(ids), table.c.status == EnrollmentStatus.QUEUED.value)
+        .values(values)
+        .returning(table.c.id, *(table.c[name] for name in tracked))
+    )
 
 
 def output_fields(row: Enrollment) -> dict:
