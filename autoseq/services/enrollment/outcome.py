@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import case, literal
+from sqlalchemy import case, func, literal
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...extensions import db
@@ -134,28 +134,40 @@ class Outcomes:
         return len(done)
 
 
+# The columns an outcome sets row by row (a CASE on the id each); KEPT ones only when given
+# (``None`` keeps the row's value). The rest of the UPDATE is the same for every row.
+PER_ROW = ("status", "failure_code", "failure_reason", "finished_at")
+KEPT = ("hubspot_enrollment_id", "sender_email")
+
+
 def _update(pending: dict[int, tuple[Enrollment, dict]], tracked: tuple[str, ...]):
-    """One UPDATE of the rows' outcome columns: a column the rows share is set as such, one that
-    differs by a CASE on the id. Returns each changed row's id and ``tracked`` columns."""
+    """One UPDATE of the rows' outcome columns, a CASE on the id per column. Returns each changed
+    row's id and ``tracked`` columns.
+
+    Its shape depends only on the number of rows, rounded up to a power of two (the last row
+    repeated): SQLAlchemy compiles it once per size instead of once per batch (a third of the
+    statement's CPU in bench_action.py's profile).
+    """
     table = Enrollment.__table__
     ids = sorted(pending)
-    columns: dict[str, dict[int, object]] = {}
-    for row_id in ids:
-        for name, value in pending[row_id][1].items():
-            columns.setdefault(name, {})[row_id] = value
-    values: dict[str, object] = {"updated_at": utcnow()}
-    for name, given in columns.items():
+    unknown = {k for _, v in pending.values() for k in v} - {*PER_ROW, *KEPT, "job_id", "due_at"}
+    if unknown:
+        raise ValueError(f"an outcome does not set {sorted(unknown)}")
+    size = 1 << (len(ids) - 1).bit_length()
+    padded = ids + ids[-1:] * (size - len(ids))
+    values: dict[str, object] = {"job_id": None, "due_at": None, "updated_at": utcnow()}
+    for name in (*PER_ROW, *KEPT):
         column = table.c[name]
-        if len(given) == len(ids) and len(set(given.values())) == 1:
-            values[name] = next(iter(given.values()))
-        else:
-            whens = [(column_id, literal(v, column.type)) for column_id, v in given.items()]
-            values[name] = case(
-                *((table.c.id == row_id, value) for row_id, value in whens), else_=column
-            )
+        whens = []
+        for row_id in padded:
+            value = literal(pending[row_id][1].get(name), column.type)
+            if name in KEPT:
+                value = func.coalesce(value, column)
+            whens.append((table.c.id == row_id, value))
+        values[name] = case(*whens, else_=column)
     return (
         table.update()
-        .where(table.c.id.in_(ids), table.c.status == EnrollmentStatus.QUEUED.value)
+        .where(table.c.id.in_(padded), table.c.status == EnrollmentStatus.QUEUED.value)
         .values(values)
         .returning(table.c.id, *(table.c[name] for name in tracked))
     )

@@ -200,7 +200,8 @@ def _limiter() -> RateLimiter:
 def _client_for(workspace_id: int):
     from ..connections import for_workspace
 
-    return for_workspace(workspace_id)
+    # Drains run one after another on the worker's thread: they share its HTTP connections.
+    return for_workspace(workspace_id, shared_session=True)
 
 
 def drain(workspace_id: int, job_id: str | None = None) -> DrainReport:
