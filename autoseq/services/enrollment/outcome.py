@@ -7,9 +7,10 @@ whatever must follow an outcome change (a log line, the analytics rollups) is ad
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import case, func, literal
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...extensions import db
@@ -114,7 +115,7 @@ class Outcomes:
         connection = db.session.connection()
         workspace_ids = {row.workspace_id for row, _ in pending.values()}
         rollups.hold(connection, workspace_ids)
-        changed = connection.execute(_update(pending, rollups.TRACKED)).all()
+        changed = connection.execute(*_update(pending, rollups.TRACKED)).all()
         rollups.record_outcome_change(
             db.session, ((None, rollups.Fact(*r[1:])) for r in changed), locked=True
         )
@@ -141,33 +142,44 @@ KEPT = ("hubspot_enrollment_id", "sender_email")
 
 
 def _update(pending: dict[int, tuple[Enrollment, dict]], tracked: tuple[str, ...]):
-    """One UPDATE of the rows' outcome columns, a CASE on the id per column. Returns each changed
-    row's id and ``tracked`` columns.
+    """One UPDATE of the rows' outcome columns (a CASE on the id per column) and its parameters.
+    It returns each changed row's id and ``tracked`` columns.
 
-    Its shape depends only on the number of rows, rounded up to a power of two (the last row
-    repeated): SQLAlchemy compiles it once per size instead of once per batch (a third of the
-    statement's CPU in bench_action.py's profile).
+    The statement is built and compiled once per size, the rows rounded up to a power of two
+    (the last one repeated): built for each batch, it cost more than the rows' own commits had
+    (bench_action.py's profile).
     """
-    table = Enrollment.__table__
     ids = sorted(pending)
     unknown = {k for _, v in pending.values() for k in v} - {*PER_ROW, *KEPT, "job_id", "due_at"}
     if unknown:
         raise ValueError(f"an outcome does not set {sorted(unknown)}")
     size = 1 << (len(ids) - 1).bit_length()
-    padded = ids + ids[-1:] * (size - len(ids))
-    values: dict[str, object] = {"job_id": None, "due_at": None, "updated_at": utcnow()}
+    params: dict[str, object] = {"out_now": utcnow()}
+    for i, row_id in enumerate(ids + ids[-1:] * (size - len(ids))):
+        values = pending[row_id][1]
+        params[f"out_id_{i}"] = row_id
+        for name in (*PER_ROW, *KEPT):
+            params[f"out_{name}_{i}"] = values.get(name)
+    return _update_statement(size, tracked), params
+
+
+@functools.cache
+def _update_statement(size: int, tracked: tuple[str, ...]):
+    table = Enrollment.__table__
+    ids = [bindparam(f"out_id_{i}", type_=table.c.id.type) for i in range(size)]
+    values: dict[str, object] = {"job_id": None, "due_at": None, "updated_at": bindparam("out_now")}
     for name in (*PER_ROW, *KEPT):
         column = table.c[name]
         whens = []
-        for row_id in padded:
-            value = literal(pending[row_id][1].get(name), column.type)
+        for i in range(size):
+            value = bindparam(f"out_{name}_{i}", type_=column.type)
             if name in KEPT:
                 value = func.coalesce(value, column)
-            whens.append((table.c.id == row_id, value))
+            whens.append((table.c.id == ids[i], value))
         values[name] = case(*whens, else_=column)
     return (
         table.update()
-        .where(table.c.id.in_(padded), table.c.status == EnrollmentStatus.QUEUED.value)
+        .where(table.c.id.in_(ids), table.c.status == EnrollmentStatus.QUEUED.value)
         .values(values)
         .returning(table.c.id, *(table.c[name] for name in tracked))
     )
