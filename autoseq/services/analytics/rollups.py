@@ -13,8 +13,11 @@ How they stay exact:
   unfinished (queued) rows are few and are read live from the rows (a partial index).
 - **Every writer.** A ``before_flush`` hook on the ORM session calls it for every Enrollment
   inserted, changed or deleted through the ORM, reading the old values from the database under
-  the row's lock (``FOR UPDATE``), so a stale object cannot skew a count. Bulk writers (COPY,
-  Core inserts: ``flask demo-data``, the benchmarks) call :func:`rebuild` after writing.
+  the row's lock (``FOR UPDATE``), so a stale object cannot skew a count. A drain's outcomes
+  (``services/enrollment/outcome.Outcomes``) skip the ORM: one guarded UPDATE of a batch's queued
+  rows returns what it changed, and those rows' +1s are applied here in the same transaction.
+  Bulk writers (COPY, Core inserts: ``flask demo-data``, the benchmarks) call :func:`rebuild`
+  after writing.
 - **Rebuilds** run under an exclusive per-workspace advisory lock that every change takes in shared
   mode (PostgreSQL), so a rebuild never interleaves with a change.
 """
