@@ -650,7 +650,7 @@ def bench_pipeline(args) -> dict:
     print(f"   share of summed budget used   : {100 * share:.1f} %  (aim >= 95 %)")
     print(f"   429s seen                     : {rate_limited}  (aim 0)")
     print(f"   outcomes                      : {outcomes}")
-    per = ", ".join(f"{k} {1000 * v / len(callback_ids):.0f}" for k, v in cpu.items())
+    per = ", ".join(f"{k} {1000 * v / len(callback_ids):.1f}" for k, v in cpu.items())
     print(f"   CPU ms per execution          : {per}  (machine load {os.getloadavg()[0]:.1f})")
     print(
         f"   contacts enrolled exactly once: {'all' if exactly_once else 'NO'} "

@@ -57,6 +57,7 @@ class HubSpotClient:
         redis: Redis,
         tokens: StoredTokens | None = None,
         workspace_id: int | None = None,
+        shared_session: bool = False,
     ):
         self.store = store
         self.portal_id = portal_id
@@ -64,8 +65,12 @@ class HubSpotClient:
         self.config = config
         self._tokens = tokens
         self.redis = redis
-        self.transport = Transport.from_config(config, redis)
-        self.oauth_transport = Transport.from_config(config, rate_limited=False)
+        # ``shared_session``: the process's pooled connections (:func:`.http.shared_session`), for
+        # clients made one after another on one thread (a worker's drains).
+        self.transport = Transport.from_config(config, redis, shared=shared_session)
+        self.oauth_transport = Transport.from_config(
+            config, rate_limited=False, shared=shared_session
+        )
         # Seconds before expiry when the access token is renewed.
         self.refresh_margin = float(config["HUBSPOT_TOKEN_REFRESH_MARGIN"])
 

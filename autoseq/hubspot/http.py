@@ -15,8 +15,10 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 from redis.exceptions import RedisError
@@ -117,8 +119,29 @@ def _session(base_url: str) -> requests.Session:
     return session
 
 
+_SHARED: dict[tuple[int, str], requests.Session] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_session(base_url: str) -> requests.Session:
+    """This process's one session to ``base_url``, for transports built one after another on one
+    thread (an RQ worker's drains): its pooled connections outlive each transport, where every
+    drain job used to open its own (a TCP and TLS handshake with HubSpot) and read the
+    environment again. It keeps no cookies: the transports it serves belong to many portals."""
+    key = (os.getpid(), base_url)  # a forked child makes its own
+    with _SHARED_LOCK:
+        session = _SHARED.get(key)
+        if session is None:
+            session = _SHARED[key] = _session(base_url)
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
 class Transport:
-    """One ``requests.Session`` (connection pooling) to one HubSpot API host."""
+    """One ``requests.Session`` (connection pooling) to one HubSpot API host.
+
+    ``shared``: the process's session (:func:`shared_session`), left open by :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -128,17 +151,23 @@ class Transport:
         retry: RetryPolicy,
         limiter: RateLimiter | None = None,
         session: requests.Session | None = None,
+        shared: bool = False,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = tuple(timeout)
         self.retry = retry
         self.limiter = limiter
+        self.shared = shared and session is None
+        if self.shared:
+            session = shared_session(self.base_url)
         self.session = session or _session(self.base_url)
         self.session.headers.setdefault("User-Agent", "AutoSeq/1.0")
         _install_redaction()
 
     @classmethod
-    def from_config(cls, config, redis=None, *, rate_limited: bool = True) -> Transport:
+    def from_config(
+        cls, config, redis=None, *, rate_limited: bool = True, shared: bool = False
+    ) -> Transport:
         """A transport for ``config`` (a Flask config); with ``redis`` it shares the rate budget."""
         limiter = None
         if rate_limited and redis is not None:
@@ -148,6 +177,7 @@ class Transport:
             timeout=_timeout(config["HUBSPOT_TIMEOUT"]),
             retry=RetryPolicy.from_config(config),
             limiter=limiter,
+            shared=shared,
         )
 
     def close(self) -> None:
@@ -156,7 +186,8 @@ class Transport:
                 self.limiter.flush()
             except RedisError:  # the slots keep the stamps they were taken with
                 log.warning("rate limiter: slots not stamped at close", exc_info=True)
-        self.session.close()
+        if not self.shared:
+            self.session.close()
 
     def request(
         self,

@@ -74,10 +74,13 @@ def get_connection(workspace_id: int) -> HubSpotConnection | None:
 # -- the client of a connected portal ------------------------------------------------------------
 
 
-def for_connection(connection: HubSpotConnection | None) -> HubSpotClient:
+def for_connection(
+    connection: HubSpotConnection | None, shared_session: bool = False
+) -> HubSpotClient:
     """A HubSpot client for ``connection``, handed a token store over its row;
     :class:`NeedsReconnect` when it is not connected. Needs an app context to be built, none
-    after that (it may be used from other threads)."""
+    after that (it may be used from other threads, unless ``shared_session``: see
+    :class:`~autoseq.hubspot.client.HubSpotClient`)."""
     if connection is None:
         raise NeedsReconnect("HubSpot is not connected")
     if connection.status != ConnectionStatus.CONNECTED or not connection.refresh_token_enc:
@@ -93,13 +96,14 @@ def for_connection(connection: HubSpotConnection | None) -> HubSpotClient:
         config=app.config,
         redis=app.extensions["redis"],
         tokens=store.tokens_of(connection),
+        shared_session=shared_session,
     )
 
 
-def for_workspace(workspace_id: int) -> HubSpotClient:
+def for_workspace(workspace_id: int, shared_session: bool = False) -> HubSpotClient:
     """A HubSpot client for the workspace's connection; :class:`NeedsReconnect` when there is
     none or it is not connected."""
-    return for_connection(get_connection(workspace_id))
+    return for_connection(get_connection(workspace_id), shared_session)
 
 
 # -- OAuth state ---------------------------------------------------------------------------------

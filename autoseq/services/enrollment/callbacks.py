@@ -91,19 +91,20 @@ class Pending:
 
 
 def pending(workspace_id: int) -> Pending:
-    count, oldest = db.session.execute(
-        db.select(db.func.count(), db.func.min(Enrollment.finished_at)).where(
-            *_pending(workspace_id)
+    """How many completions wait, and since when (enrollments and record executions, in one
+    query: the drain asks after every batch)."""
+    counts = db.session.execute(
+        db.union_all(
+            db.select(db.func.count(), db.func.min(Enrollment.finished_at)).where(
+                *_pending(workspace_id)
+            ),
+            db.select(db.func.count(), db.func.min(RecordExecution.finished_at)).where(
+                *_pending(workspace_id, RecordExecution)
+            ),
         )
-    ).one()
-    more, first = db.session.execute(
-        db.select(db.func.count(), db.func.min(RecordExecution.finished_at)).where(
-            *_pending(workspace_id, RecordExecution)
-        )
-    ).one()
-    if more:
-        oldest = first if oldest is None else min(oldest, first)
-    return Pending(int(count or 0) + int(more or 0), oldest)
+    ).all()
+    oldest = min((first for _, first in counts if first is not None), default=None)
+    return Pending(sum(int(n or 0) for n, _ in counts), oldest)
 
 
 def _batch(workspace_id: int, after_id: int, model=Enrollment) -> list:

@@ -21,7 +21,7 @@ from ...models.base import utcnow
 from ...models.failures import FailureCode
 from .. import senders
 from . import waiting
-from .outcome import REASONS, finish
+from .outcome import REASONS, Outcomes, finish
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +39,38 @@ def final_retry(row: Enrollment) -> bool:
     return (row.retries or 0) >= len(RETRY_BACKOFF)
 
 
-def deliver(row: Enrollment, client, cache: senders.SenderCache | None = None) -> str | None:
+def deliver(
+    row: Enrollment,
+    client,
+    cache: senders.SenderCache | None = None,
+    outcomes: Outcomes | None = None,
+) -> str | None:
     """Enroll one queued row and record its outcome; return the outcome.
 
     Raises :class:`Transient` (after recording nothing final) when HubSpot should be tried again
     later; on the row's last retry the enrollment is failed instead. ``cache``: the sender
-    lookups of the drain's batch (:class:`senders.SenderCache`).
+    lookups of the drain's batch (:class:`senders.SenderCache`); ``outcomes``: the batch's
+    outcomes, recorded together (:class:`.outcome.Outcomes`; None: now, committed).
     """
     try:
-        _enroll(row, client, cache)
+        _enroll(row, client, cache, outcomes)
     except (errors.NeedsReconnect, errors.HubSpotAuthError):
         db.session.rollback()
-        finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT)
+        finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT, batch=outcomes)
     except (errors.HubSpotUnavailable, errors.RateLimited) as exc:
         db.session.rollback()
         if isinstance(exc, errors.RateLimited) and _is_daily(exc):
-            finish(row, EnrollmentStatus.FAILED, FailureCode.DAILY_LIMIT)
+            finish(row, EnrollmentStatus.FAILED, FailureCode.DAILY_LIMIT, batch=outcomes)
         elif final_retry(row):
-            finish(row, EnrollmentStatus.FAILED, FailureCode.HUBSPOT_UNAVAILABLE)
+            finish(row, EnrollmentStatus.FAILED, FailureCode.HUBSPOT_UNAVAILABLE, batch=outcomes)
         else:
             raise Transient(str(exc)) from exc
     return row.status if EnrollmentStatus(row.status).finished else None
 
 
-def fail_unreachable(row: Enrollment) -> None:
+def fail_unreachable(row: Enrollment, outcomes: Outcomes | None = None) -> None:
     """The workspace's connection needs reconnecting: the row fails without a call."""
-    finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT)
+    finish(row, EnrollmentStatus.FAILED, FailureCode.NEEDS_RECONNECT, batch=outcomes)
 
 
 def _sub_category(exc) -> str | None:
@@ -105,13 +111,13 @@ def _unsendable(row: Enrollment, sequence: Sequence | None) -> str | None:
     return None
 
 
-def _enroll(row: Enrollment, client, cache: senders.SenderCache | None = None) -> None:
+def _enroll(row: Enrollment, client, cache, outcomes: Outcomes | None) -> None:
     sequence = _sequence(row)
     code = _unsendable(row, sequence)
     if code:
-        finish(row, EnrollmentStatus.FAILED, code)
+        finish(row, EnrollmentStatus.FAILED, code, batch=outcomes)
         return
-    if row.attempts > 0 and _already_in_sequence(row, client):
+    if row.attempts > 0 and _already_in_sequence(row, client, outcomes):
         return
     excluded: list[int] = []
     while True:
@@ -125,15 +131,14 @@ def _enroll(row: Enrollment, client, cache: senders.SenderCache | None = None) -
                 cache=cache,
             )
         except senders.NoSender as exc:
-            finish(
-                row, EnrollmentStatus.FAILED, exc.code, getattr(exc, "message", None) or str(exc)
-            )
+            reason = getattr(exc, "message", None) or str(exc)
+            finish(row, EnrollmentStatus.FAILED, exc.code, reason, batch=outcomes)
             return
-        if not _attempt(row, client, choice, excluded):
+        if not _attempt(row, client, choice, excluded, outcomes):
             return
 
 
-def _attempt(row: Enrollment, client, choice, excluded: list[int]) -> bool:
+def _attempt(row: Enrollment, client, choice, excluded: list[int], outcomes) -> bool:
     """One enroll call with ``choice``; True to try the next mailbox of the rotation."""
     _count_attempt(row, choice.mailbox.id, choice.alias or choice.sender_email)
     try:
@@ -154,9 +159,9 @@ def _attempt(row: Enrollment, client, choice, excluded: list[int]) -> bool:
         raise
     except errors.HubSpotError as exc:
         senders.release(choice)
-        return _refused(row, client, choice, excluded, exc)
-    row.hubspot_enrollment_id = str((result or {}).get("id") or "") or None
-    finish(row, EnrollmentStatus.ENROLLED)
+        return _refused(row, client, choice, excluded, exc, outcomes)
+    enrollment_id = str((result or {}).get("id") or "") or None
+    finish(row, EnrollmentStatus.ENROLLED, batch=outcomes, hubspot_enrollment_id=enrollment_id)
     return False
 
 
@@ -192,7 +197,7 @@ def _attempt_update():
     )
 
 
-def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
+def _refused(row: Enrollment, client, choice, excluded: list[int], exc, outcomes) -> bool:
     """HubSpot refused the enrollment: fail over, recognise our own earlier success, or fail."""
     code = _sub_category(exc)
     if code is None and getattr(exc, "status", None) == 404:
@@ -204,18 +209,18 @@ def _refused(row: Enrollment, client, choice, excluded: list[int], exc) -> bool:
             return True  # fail over to the next mailbox of the rotation, once
     if code == FailureCode.ALREADY_ENROLLED:
         # A retried POST (ours or the transport's) may have enrolled it already.
-        if not _already_in_sequence(row, client):
+        if not _already_in_sequence(row, client, outcomes):
             if waiting.should_wait(row):
                 waiting.start(row)  # "wait": checked until the contact's sequence ends
             else:
-                finish(row, EnrollmentStatus.ALREADY_ENROLLED, code)
+                finish(row, EnrollmentStatus.ALREADY_ENROLLED, code, batch=outcomes)
         return False
     reason = REASONS.get(code or "") or (getattr(exc, "message", None) or str(exc))
-    finish(row, EnrollmentStatus.FAILED, code or FailureCode.HUBSPOT_ERROR, reason)
+    finish(row, EnrollmentStatus.FAILED, code or FailureCode.HUBSPOT_ERROR, reason, batch=outcomes)
     return False
 
 
-def _already_in_sequence(row: Enrollment, client) -> bool:
+def _already_in_sequence(row: Enrollment, client, outcomes: Outcomes | None = None) -> bool:
     """A previous attempt may have reached HubSpot: is the contact in this very sequence?"""
     current = client.get_contact_enrollment(row.contact_id)
     if not current or str(current.get("sequenceId")) != str(row.sequence_hubspot_id):
@@ -223,10 +228,10 @@ def _already_in_sequence(row: Enrollment, client) -> bool:
     enrolled_at = _parse_time(current.get("enrolledAt"))
     # Enrolled into this sequence before this execution arrived: someone else's enrollment.
     if enrolled_at is None or enrolled_at >= row.created_at - CLOCK_SKEW:
-        row.hubspot_enrollment_id = str(current.get("id") or "") or None
+        values = {"hubspot_enrollment_id": str(current.get("id") or "") or None}
         if current.get("enrolledByEmail") and not row.sender_email:
-            row.sender_email = current["enrolledByEmail"]
-        finish(row, EnrollmentStatus.ENROLLED)
+            values["sender_email"] = current["enrolledByEmail"]
+        finish(row, EnrollmentStatus.ENROLLED, batch=outcomes, **values)
         return True
     return False
 

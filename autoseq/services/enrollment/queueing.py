@@ -39,6 +39,7 @@ from ...models.failures import FailureCode
 from .. import senders
 from . import callbacks, delivery, records, waiting
 from .claims import claim_rows
+from .outcome import Outcomes
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ def _limiter() -> RateLimiter:
 def _client_for(workspace_id: int):
     from ..connections import for_workspace
 
-    return for_workspace(workspace_id)
+    # Drains run one after another on the worker's thread: they share its HTTP connections.
+    return for_workspace(workspace_id, shared_session=True)
 
 
 def drain(workspace_id: int, job_id: str | None = None) -> DrainReport:
@@ -331,10 +333,29 @@ class _Run:
 
     def _deliver(self, rows: list[Enrollment], free: int) -> float | None:
         """Enroll the claimed rows, each when a slot is free; on a transient failure, the backoff
-        to wait (rest unclaimed). Out of slots with others waiting: ``out_of_slots`` is set."""
+        to wait (rest unclaimed). Out of slots with others waiting: ``out_of_slots`` is set.
+        The outcomes are recorded together when the batch ends (:class:`.outcome.Outcomes`),
+        before any row is given back."""
         # Held for the batch: the session's identity map keeps objects only while something
         # refers to them, and each row would otherwise load its workspace and sequence again.
         keep = _preload(self.workspace_id, rows)  # noqa: F841
+        outcomes = Outcomes()
+        try:
+            failed = self._enroll_rows(rows, free, outcomes)
+        except Exception:
+            _record_anyway(outcomes)
+            raise
+        outcomes.record()
+        db.session.commit()
+        if failed is None:
+            return None
+        self.report.retried += 1
+        delay = _back_off(failed)
+        release_claims(self.job_id)
+        return min(delay, delivery.RETRY_BACKOFF[0])
+
+    def _enroll_rows(self, rows: list[Enrollment], free: int, outcomes: Outcomes):
+        """Enroll the rows while slots are free; the row HubSpot failed transiently, or None."""
         cache = senders.SenderCache()  # the batch's sender lookups, read once
         self.out_of_slots = None
         for row in rows:
@@ -344,13 +365,10 @@ class _Run:
                     return None  # the rest is released when the drain hands over
             free -= 1
             try:
-                delivery.deliver(row, self.client, cache)
+                delivery.deliver(row, self.client, cache, outcomes)
             except delivery.Transient as exc:
                 log.warning("enrollment %s: HubSpot transient failure: %s", row.id, exc)
-                self.report.retried += 1
-                delay = _back_off(row)
-                release_claims(self.job_id)
-                return min(delay, delivery.RETRY_BACKOFF[0])
+                return row
             self.report.enrolled += 1
         return None
 
@@ -419,6 +437,19 @@ class _Run:
         return min(waits) if waits else None
 
 
+def _record_anyway(outcomes: Outcomes) -> None:
+    """The batch failed midway: record the outcomes it has, if the database lets us (else their
+    rows stay queued with their attempts counted, and are looked at in HubSpot again)."""
+    count = len(outcomes)
+    try:
+        db.session.rollback()
+        outcomes.record()
+        db.session.commit()
+    except Exception:
+        log.exception("%d outcomes not recorded; their rows are checked again", count)
+        db.session.rollback()
+
+
 def _preload(workspace_id: int, rows: list[Enrollment]) -> list:
     sequence_ids = {row.sequence_id for row in rows if row.sequence_id}
     loaded: list = [db.session.get(Workspace, workspace_id)]
@@ -452,9 +483,12 @@ def _fail_unreachable(workspace_id: int, job_id: str) -> DrainReport:
     report = DrainReport()
     report.enrolled += records.fail_unreachable(workspace_id, job_id)
     while rows := claim(workspace_id, job_id, CLAIM_BATCH):
+        outcomes = Outcomes()
         for row in rows:
-            delivery.fail_unreachable(row)
+            delivery.fail_unreachable(row, outcomes)
             report.enrolled += 1
+        outcomes.record()
+        db.session.commit()
     records.settle(workspace_id)
     _marker(workspace_id, job_id).release()
     return report
