@@ -17,6 +17,7 @@ thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -157,7 +158,7 @@ class HubSpotClient:
 
     def iter_sequences(self, user_id) -> Iterator[dict]:
         """The sequences user ``user_id`` sees (``GET {SEQUENCES_API}?userId=``)."""
-        return self.paginate(SEQUENCES_API, {"userId": str(user_id)})
+        return itertools.chain.from_iterable(self.sequence_pages(user_id))
 
     def sequence_pages(self, user_id) -> Iterator[list]:
         """:meth:`iter_sequences` page by page."""

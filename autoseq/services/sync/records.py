@@ -353,11 +353,8 @@ def plan_sequence_changes(
         if row is None:
             inserts.append(dict(record))
             continue
-        # ``!=`` first: an unchanged field (most of them, on a re-sync) costs no call of _differs.
         changes = {
-            name: record[name]
-            for name in SEQUENCE_FIELDS
-            if row.get(name) != record[name] and _differs(row.get(name), record[name])
+            name: record[name] for name in SEQUENCE_FIELDS if _differs(row.get(name), record[name])
         }
         if row.get("removed_at") is not None:
             changes["removed_at"] = None
@@ -376,9 +373,11 @@ def plan_sequence_changes(
 
 
 def _differs(old, new) -> bool:
+    if old == new:  # most fields of a re-sync: no type checks
+        return False
     if isinstance(old, datetime) and isinstance(new, datetime):
         return abs((old - new).total_seconds()) >= 0.001
     if isinstance(old, list) or isinstance(new, list):
         # Both sides are stored sorted: equal lists need no sort (200 senders x 100,000 rows).
-        return old != new and sorted(old or []) != sorted(new or [])
-    return old != new
+        return sorted(old or []) != sorted(new or [])
+    return True
