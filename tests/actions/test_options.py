@@ -8,9 +8,9 @@ import time
 import requests
 
 from autoseq.extensions import db
-from autoseq.hubspot.signatures import sign_v3
 from autoseq.models import Sequence
 from autoseq.models.base import utcnow
+from hubspot_sandbox.signing import signed_headers
 
 
 def options(world, field, inputs=None, q=None, after=None) -> dict:
@@ -116,17 +116,7 @@ def test_rotations_are_offered_without_deleted_ones(world):
 
 
 def test_unknown_portal_options_are_a_400(world):
-    url = world.url + "/hubspot/actions/options"
-    body = json.dumps(
-        {"origin": {"portalId": 4242}, "inputFieldName": "sequence", "fetchOptions": {}}
-    ).encode()
-    ts = str(int(time.time() * 1000))
-    secret = world.state.app.client_secret
-    headers = {
-        "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, ts),
-        "X-HubSpot-Request-Timestamp": ts,
-    }
-    response = requests.post(url, data=body, headers=headers, timeout=5)
+    response = _signed_options(world, {}, portal_id=4242)
     assert response.status_code == 400 and "4242" in response.json()["message"]
 
 
@@ -191,19 +181,15 @@ def test_a_fresh_sync_is_not_repeated_by_the_dropdown(world, redis):
     assert db.session.scalar(db.select(db.func.count()).select_from(SyncRun)) == before
 
 
-def _signed_options(world, fetch: dict, field: str = "sequence") -> requests.Response:
-    """The options endpoint asked directly (signed like HubSpot), to see its status code."""
+def _signed_options(
+    world, fetch: dict, field: str = "sequence", portal_id: int | None = None
+) -> requests.Response:
+    """The options endpoint asked directly (signed by the sandbox, like HubSpot), to see its
+    status code."""
     url = world.url + "/hubspot/actions/options"
-    body = json.dumps(
-        {"origin": {"portalId": world.portal_id}, "inputFieldName": field, "fetchOptions": fetch}
-    ).encode()
-    ts = str(int(time.time() * 1000))
-    secret = world.state.app.client_secret
-    headers = {
-        "Content-Type": "application/json",
-        "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, ts),
-        "X-HubSpot-Request-Timestamp": ts,
-    }
+    origin = {"portalId": world.portal_id if portal_id is None else portal_id}
+    body = json.dumps({"origin": origin, "inputFieldName": field, "fetchOptions": fetch})
+    headers = signed_headers(world.state.app.client_secret, "POST", url, body)
     return requests.post(url, data=body, headers=headers, timeout=5)
 
 
