@@ -45,7 +45,8 @@ def _rebuild(include: bool) -> None:
                 postgresql_include=[c for c in GROUPED if c != f"{entity}_id"] if include else [],
                 postgresql_concurrently=True,
             )
-            op.drop_index(name, table_name="enrollments", postgresql_concurrently=True)
+            # IF EXISTS: a run that failed after this drop and before the rename is run again.
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
             op.execute(f"ALTER INDEX {name}_new RENAME TO {name}")
 
 
