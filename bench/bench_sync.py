@@ -53,6 +53,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(proc) -> None:
+    proc.terminate()
+    proc.wait(10)
+
+
 def start_sandbox(sequences: int, users: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
@@ -109,9 +114,9 @@ def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
     as the sync's transport makes its own (``autoseq.hubspot.http._session``: the environment read
     once, not on every request; the same User-Agent). A plain ``requests.Session()`` re-reads the
     proxy variables and ~/.netrc on every request: about 75 us of CPU a request more than the
-    sync.s (measured): the bare loop was slowed, and the ratio flattered the sync.
+    sync's (measured): the bare loop was slowed, and the ratio flattered the sync.
     """
-    from autoseq.hubspot.http import _session
+    from autoseq.hubspot.http import USER_AGENT, _session
 
     local = threading.local()
     lock = threading.Lock()
@@ -120,7 +125,7 @@ def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
     def session() -> requests.Session:
         if not hasattr(local, "session"):
             local.session = _session(url)
-            local.session.headers["User-Agent"] = "AutoSeq/1.0"
+            local.session.headers["User-Agent"] = USER_AGENT
             local.session.headers["Authorization"] = f"Bearer {token}"
         return local.session
 
@@ -180,11 +185,15 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
     from autoseq.services.sync import run_sync
 
     tmp = tempfile.mkdtemp(prefix="autoseq-bench-")
-    stack = contextlib.ExitStack()
-    db_url = database_url(stack.enter_context(own_database(f"bench_sync_{sequences}")), tmp)
-    print(f"\n== {sequences:,} sequences over {users} users ({db_url.split(':')[0]})", flush=True)
-    proc, url = start_sandbox(sequences, users)
-    try:
+    # Unwound in reverse: the sandbox stopped, then the bench's own database dropped (its
+    # connections closed by force), also when the set-up fails half-way.
+    with contextlib.ExitStack() as stack:
+        db_url = database_url(stack.enter_context(own_database(f"bench_sync_{sequences}")), tmp)
+        print(
+            f"\n== {sequences:,} sequences over {users} users ({db_url.split(':')[0]})", flush=True
+        )
+        proc, url = start_sandbox(sequences, users)
+        stack.callback(_stop, proc)
         app_info, token, portal_id = oauth(url)
         app = create_app(
             {
@@ -265,10 +274,6 @@ def bench_size(sequences: int, users: int, redis_url: str, threads: int | None) 
             r1 = sync("R1", first=False)
             r2 = sync("R2", first=False)
             a3 = bare("A3")
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        stack.close()  # the bench's own database dropped (its connections closed by force)
     figures = {
         "first": (f1 / a1, f2 / a2),
         "resync": (r1 / a2, r2 / a3),

@@ -101,6 +101,9 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+USER_AGENT = "AutoSeq/1.0"
+
+
 def _session(base_url: str) -> requests.Session:
     """A session that reads the environment once, not on every request.
 
@@ -161,7 +164,7 @@ class Transport:
         if self.shared:
             session = shared_session(self.base_url)
         self.session = session or _session(self.base_url)
-        self.session.headers.setdefault("User-Agent", "AutoSeq/1.0")
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
         _install_redaction()
 
     @classmethod
