@@ -432,12 +432,13 @@ def wrk(url: str, prefix: str, concurrency: int, duration: float, threads: int) 
     cmd = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration:g}s"]
     cmd += ["--latency", "--timeout", "10s", "-s", str(script), url, "--", prefix]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
         "requests": int(re.search(r"(\d+) requests in", text).group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", text).group(1)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", text).group(1)),
-        "errors": int(m.group(1)) if (m := re.search(r"Non-2xx.*?(\d+)", text)) else 0,
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(int(n) for n in m.groups())
         if (
             m := re.search(
