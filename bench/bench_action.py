@@ -291,6 +291,7 @@ def bench_endpoint(args) -> dict:
             db.session.add(
                 Sequence(workspace_id=workspace_id, hubspot_id="555", name="Bench sequence")
             )
+            db.session.execute(db.text("DROP TABLE IF EXISTS floor_rows"))  # a rerun's
             db.session.execute(db.text(FLOOR_TABLE))
             db.session.commit()
             mailbox_id = mailbox.id
