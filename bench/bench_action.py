@@ -321,9 +321,10 @@ def bench_endpoint(args) -> dict:
         targets = {"ours": ours_url, "floor": floor_url, "bare": bare_url}
         results: list[dict] = []
         runs = 0
+        answered = in_flight = 0  # AutoSeq's 2xx answers, warm-ups included; their slack
 
         def run(name: str, concurrency: int, duration: float) -> dict:
-            nonlocal runs
+            nonlocal runs, answered, in_flight
             runs += 1
             prefix = f"{env.tmp}/reqs-{runs}"
             presign(
@@ -340,6 +341,9 @@ def bench_endpoint(args) -> dict:
                     f"{out['socket_errors']} socket errors, signed requests ran out: "
                     f"{out['wrapped']}; not timed (raise --per-thread for a longer run)"
                 )
+            if name == "ours":
+                answered += out["requests"]
+                in_flight += concurrency
             return out
 
         for concurrency in args.concurrencies:
@@ -355,6 +359,13 @@ def bench_endpoint(args) -> dict:
 
             recorded = db.session.scalar(db.select(db.func.count()).select_from(Enrollment))
         app.extensions["redis"].flushdb()
+        # Every 2xx is a row; a request still in flight when wrk stops may add one unanswered.
+        if not answered <= recorded <= answered + in_flight:
+            raise SystemExit(
+                f"bench_action endpoint: {recorded} rows recorded for {answered} 2xx answers "
+                f"(warm-ups included; at most {in_flight} more in flight): not every answer is "
+                "a recorded execution"
+            )
     finally:
         env.stop()
     print(
@@ -384,8 +395,10 @@ def bench_endpoint(args) -> dict:
             f"     floor/bare {floor_ratio:.2f}, p99 {floor_p99:.2f}: the ceiling of ours/bare "
             f"(one durable row over the raw driver); ours/floor {ours['rps'] / floor['rps']:.2f}"
         )
-    answered = sum(r["ours"]["requests"] for r in results)
-    print(f"   rows recorded {recorded}; 2xx answers of AutoSeq (warm-ups aside) {answered}")
+    print(
+        f"   rows recorded {recorded}; 2xx answers of AutoSeq (warm-ups included) {answered} "
+        f"(checked: answered <= recorded <= answered + {in_flight} in flight)"
+    )
     return {"results": results, "worst": worst}
 
 
