@@ -210,17 +210,10 @@ class Env:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by the gunicorn servers and by the workers (with their work horses)."""
-        tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         for proc in self.procs:
             kind = "workers" if "worker" in Path(proc.args[1]).name else "web"
-            pids = [proc.pid] + _children(proc.pid)
-            for pid in pids:
-                try:
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                out[kind] = out.get(kind, 0.0) + sum(int(f) for f in fields[11:15]) / tick
+            out[kind] = out.get(kind, 0.0) + proc_cpu_seconds(proc)
         return out
 
     def stop(self) -> None:
@@ -246,6 +239,21 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def proc_cpu_seconds(pid_or_proc) -> float:
+    """CPU seconds used so far by a process (a pid or a Popen) and its children (a gunicorn
+    arbiter's workers, an RQ worker's work horse), user and system, their reaped children's too."""
+    pid = getattr(pid_or_proc, "pid", pid_or_proc)
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in [pid] + _children(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / tick
+    return total
 
 
 def seed_workspace(portal_id: int, name: str, tokens: dict | None = None, users=()) -> int:

@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_action import (  # noqa: E402
     ROOT,
     Env,
-    _children,
     free_port,
     percentile,
     private_redis,
+    proc_cpu_seconds,
     seed_workspace,
 )
 from own_database import own_database  # noqa: E402
@@ -304,19 +304,6 @@ def wrk_load(url: str, secret: str, bodies: list[bytes], concurrency: int, secon
     }
 
 
-def server_cpu_seconds(proc) -> float:
-    """CPU used so far by a gunicorn server (its arbiter and workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in [proc.pid] + _children(proc.pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / tick
-    return total
-
-
 def signed_post(url: str, secret: str, body: bytes) -> requests.Response:
     ts = str(int(time.time() * 1000))
     headers = {
@@ -418,10 +405,10 @@ def bench_size(args, sequences: int) -> tuple[float, int, float]:
             result = {}
             for who in order:
                 url = ours_url if who == "ours" else bare_url
-                cpu_before = server_cpu_seconds(servers[who])
+                cpu_before = proc_cpu_seconds(servers[who])
                 figures = wrk_load(url, env.secret, work, args.concurrency, args.seconds)
                 figures["server_cpu_ms"] = (
-                    (server_cpu_seconds(servers[who]) - cpu_before) / figures["requests"] * 1000
+                    (proc_cpu_seconds(servers[who]) - cpu_before) / figures["requests"] * 1000
                 )
                 figures["load"] = os.getloadavg()[0]
                 check_answers(who, figures)
