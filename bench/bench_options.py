@@ -12,12 +12,11 @@ person waits. With S sequences in one workspace (default 10,000 then 100,000), t
     twice in mirrored order (aim: p99 < 50 ms at 10,000 sequences, < 100 ms at 100,000), with the
     servers' CPU per request and the 1-minute load average beside each figure.
 
-The load comes from wrk (Debian's package ``wrk``; the Python client of bench_action.py when it
-is missing, or with ``--loader python``): every request is signed before the clock starts, every
-status is counted, and every 200 must carry a full page of 100 options (each search word is in
-more than 1 % of the names), so an error or a wrong answer is never timed as a fast one. The
-client's own CPU per request is printed: with the Python client it was about as much as the
-server's, and on 2 cores it made the bare endpoint's rate a quarter of wrk's.
+The load comes from wrk (Debian's package ``wrk``): every request is signed before the clock
+starts, every status is counted, and every 200 must carry a full page of 100 options (each search
+word is in more than 1 % of the names), so an error or a wrong answer is never timed as a fast
+one. The client's own CPU per request is printed (a Python client once used about as much as the
+server, and on 2 cores made the bare endpoint's rate a quarter of wrk's).
 
     .venv/bin/python bench/bench_options.py --sequences 10000
     .venv/bin/python bench/bench_options.py --sequences 100000 --seconds 20
@@ -36,7 +35,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,11 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_action import (  # noqa: E402
     ROOT,
     Env,
-    _children,
     free_port,
-    load,
     percentile,
     private_redis,
+    proc_cpu_seconds,
     seed_workspace,
 )
 from own_database import own_database  # noqa: E402
@@ -64,7 +61,6 @@ from own_database import own_database  # noqa: E402
 from autoseq.hubspot.signatures import sign_v3  # noqa: E402
 
 PORTAL = 4242
-WRK = shutil.which("wrk") or "wrk"  # Debian package wrk
 WORDS = [
     "Cold",
     "Outbound",
@@ -274,7 +270,18 @@ def wrk_load(url: str, secret: str, bodies: list[bytes], concurrency: int, secon
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run(
-            [WRK, "-t", "2", "-c", str(concurrency), "-d", f"{seconds:g}s", "-s", script.name, url],
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(concurrency),
+                "-d",
+                f"{seconds:g}s",
+                "-s",
+                script.name,
+                url,
+            ],
             capture_output=True,
             text=True,
             timeout=seconds + 60,
@@ -297,19 +304,6 @@ def wrk_load(url: str, secret: str, bodies: list[bytes], concurrency: int, secon
     }
 
 
-def server_cpu_seconds(proc) -> float:
-    """CPU used so far by a gunicorn server (its arbiter and workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in [proc.pid] + _children(proc.pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / tick
-    return total
-
-
 def signed_post(url: str, secret: str, body: bytes) -> requests.Response:
     ts = str(int(time.time() * 1000))
     headers = {
@@ -320,28 +314,11 @@ def signed_post(url: str, secret: str, body: bytes) -> requests.Response:
     return requests.post(url, data=body, headers=headers, timeout=10)
 
 
-def run_load(args, url: str, secret: str, work: list[bytes], seconds: float) -> dict:
-    """wrk for ``seconds`` when it is installed; else the Python client (bench_action.load)
-    over the bodies once (slower: its own CPU competes with the server's)."""
-    if args.loader == "wrk":
-        return wrk_load(url, secret, work, args.concurrency, seconds)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    figures = load(url, secret, work, args.concurrency)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    figures.update(
-        requests=len(work),
-        errors=0,
-        options=None,
-        client_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-    )
-    return figures
-
-
 def check_answers(who: str, figures: dict) -> None:
     """Every request answered 200, and (ours) every answer a full page of 100 options."""
     assert figures["errors"] == 0, figures
     assert set(figures["statuses"]) == {200}, figures["statuses"]
-    if who == "ours" and figures["options"] is not None:
+    if who == "ours":
         assert figures["options"] == 100 * figures["statuses"][200], figures
 
 
@@ -355,12 +332,6 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="each load run (wrk)")
-    parser.add_argument(
-        "--loader",
-        choices=("wrk", "python"),
-        default="wrk" if shutil.which("wrk") else "python",
-        help="wrk (Debian's package, the default when installed) or the Python client",
-    )
     parser.add_argument(
         "--database-url",
         default=None,
@@ -428,16 +399,16 @@ def bench_size(args, sequences: int) -> tuple[float, int, float]:
             assert check.status_code == 200 and len(check.json()["options"]) == 100, check.text
         # Warm both servers (their workers' pools, the statements prepared) before the clock.
         for who in ("ours", "bare"):
-            run_load(args, ours_url if who == "ours" else bare_url, env.secret, work, 2)
+            wrk_load(ours_url if who == "ours" else bare_url, env.secret, work, args.concurrency, 2)
         rounds = []
         for order in (("ours", "bare"), ("bare", "ours")):
             result = {}
             for who in order:
                 url = ours_url if who == "ours" else bare_url
-                cpu_before = server_cpu_seconds(servers[who])
-                figures = run_load(args, url, env.secret, work, args.seconds)
+                cpu_before = proc_cpu_seconds(servers[who])
+                figures = wrk_load(url, env.secret, work, args.concurrency, args.seconds)
                 figures["server_cpu_ms"] = (
-                    (server_cpu_seconds(servers[who]) - cpu_before) / figures["requests"] * 1000
+                    (proc_cpu_seconds(servers[who]) - cpu_before) / figures["requests"] * 1000
                 )
                 figures["load"] = os.getloadavg()[0]
                 check_answers(who, figures)
@@ -457,7 +428,7 @@ def bench_size(args, sequences: int) -> tuple[float, int, float]:
             print(
                 f"      checked: ours {ours['statuses']} with {ours['options']:,} options "
                 f"(100 each); client CPU {ours['client_cpu_s'] / ours['requests'] * 1000:.3f} "
-                f"ms/req ({args.loader})"
+                "ms/req (wrk)"
             )
         aim = 50 if args.sequences <= 10_000 else 100
         worst = max(r["ours"]["p99_ms"] for r in rounds)

@@ -31,7 +31,6 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
 from own_database import own_database  # noqa: E402
 
 from autoseq import create_app  # noqa: E402
@@ -137,7 +136,6 @@ def main() -> None:
 
 
 def _run(args, database: str | None) -> None:
-
     state = SandboxState()
     portal = state.seed_demo(contacts=10)
     sandbox = SandboxServer(state).start()

@@ -30,7 +30,7 @@ def own_database(prefix: str, keep: bool = False, server: str | None = None):
         yield parts._replace(path="/" + name).geturl()
     finally:
         if keep:
-            print(f"   (database {name} kept: --reuse {name})")
+            print(f"   (database {name} kept, not dropped)")
         else:
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
