@@ -453,16 +453,15 @@ end
 """
 
 
-def presign(secret, url, prefix: str, body, tag: str, per_thread: int, threads: int) -> int:
+def presign(secret, url, prefix: str, body, tag: str, per_thread: int, threads: int) -> None:
     """Files ``prefix-N.txt`` (one per wrk thread): body, v3 signature, timestamp a line; every
-    request signed now, before the clock starts. Returns how many requests were signed."""
+    request signed now, before the clock starts."""
     ts = str(int(time.time() * 1000))
     for t in range(threads):
         with open(f"{prefix}-{t}.txt", "w") as f:
             for i in range(per_thread):
                 text = body(f"{tag}-{t}", i)
                 f.write(f"{text}\t{sign_v3(secret, 'POST', url, text.encode(), ts)}\t{ts}\n")
-    return threads * per_thread
 
 
 def wrk(url: str, prefix: str, concurrency: int, duration: float, threads: int) -> dict:
