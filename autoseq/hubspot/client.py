@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from redis import Redis
 from redis.exceptions import LockError
 
@@ -32,6 +34,17 @@ from .store import StoredTokens, TokenStore
 from .versions import ASSOCIATIONS_API, CALLBACKS_API, CRM_OBJECTS_API, SEQUENCES_API
 
 log = logging.getLogger(__name__)
+
+
+def parse_json(body: bytes):
+    """A JSON answer's body as Python values: orjson, at about half the CPU of the standard
+    library on a page of 100 sequences (a sync reads thousands of pages); what orjson refuses
+    (``NaN``, ``Infinity``) goes to the standard library. ``ValueError`` when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
 
 LOCK_PREFIX = "autoseq:hubspot:refresh-lock:"
 BATCH_COMPLETE_SIZE = 100
@@ -101,7 +114,7 @@ class HubSpotClient:
         if response.status_code == 204 or not response.content:
             return None
         try:
-            return response.json()
+            return parse_json(response.content)
         except ValueError:
             raise HubSpotError(
                 f"HubSpot answered {method} {path} with something that is not JSON",

@@ -13,7 +13,7 @@ import autoseq
 
 ROOT = pathlib.Path(autoseq.__file__).parent
 # What autoseq/hubspot/ may import besides the standard library and itself.
-ALLOWED_THIRD_PARTY = {"requests", "redis", "cryptography"}
+ALLOWED_THIRD_PARTY = {"requests", "redis", "cryptography", "orjson"}
 STDLIB = sys.stdlib_module_names
 HTTP_CLIENTS = {"requests", "httpx", "urllib3", "aiohttp", "http.client", "urllib.request"}
 
