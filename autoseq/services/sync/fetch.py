@@ -3,11 +3,13 @@ into plain records (nothing written)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Sequence as Sequence_
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .records import (
@@ -76,18 +78,23 @@ def fetch_portal(
     listings = (
         _list_concurrently(senders, clients)
         if len(clients) > 1 and len(senders) > 1
-        else (_list_one(client, uid) for uid in senders)
+        else itertools.chain.from_iterable(_list_one(client, uid) for uid in senders)
     )
-    for done, (uid, items, error) in enumerate(listings, start=1):
+    done = 0
+    for uid, page, error in listings:
+        if page is not None:
+            merger.add_page(uid, page)
+            continue
+        done += 1
         if error is not None:
             if not isinstance(error, HubSpotClientError):
                 raise error
             # One user HubSpot will not list (removed meanwhile, lost the seat): keep going, and
-            # keep their private sequences rather than calling them removed.
+            # keep their private sequences rather than calling them removed. The pages already
+            # read stay merged: each says who sees what, as HubSpot listed it.
             unreadable.add(uid)
             log.warning("sync: sequences of user %s unreadable: %s", uid, error)
             continue
-        merger.add_page(uid, items)
         report(dict(meta, users_done=done, sequences_seen=len(merger.items)))
     report(
         {
@@ -134,39 +141,60 @@ def fetch_workflows(client) -> dict[str, dict] | None:
         return None
 
 
-def _list_one(client, uid: str) -> tuple[str, list | None, Exception | None]:
-    """One user's whole listing, or the error that stopped it."""
+# One step of a user's listing: (user, a page of items, None); at its end (user, None, None), or
+# (user, None, the exception that ended it).
+Listing = tuple[str, list | None, BaseException | None]
+
+
+def _list_one(client, uid: str) -> Iterator[Listing]:
+    """A user's listing, page by page, then how it ended (the caller decides about an error)."""
     try:
-        items: list = []
         for page in client.sequence_pages(uid):
-            items.extend(page)
-        return uid, items, None
+            yield uid, page, None
     except Exception as exc:  # handed to the caller, which decides
-        return uid, None, exc
+        yield uid, None, exc
+        return
+    yield uid, None, None
 
 
-def _list_concurrently(senders: list[str], clients: list):
-    """Yield ``_list_one`` results as they finish, one thread per client (clients not shared).
+def _list_concurrently(senders: list[str], clients: list) -> Iterator[Listing]:
+    """:func:`_list_one` of every sender, one thread per client (clients not shared), the pages
+    yielded as they come.
 
-    The threads need no app context: a client refreshes its token through its token store, which
-    writes the connection row on a connection of its own (services/tokens.py).
+    Each page is merged (by the caller) as soon as it arrives and then dropped: a user's whole
+    listing is never held, so the garbage collector is not woken by thousands of live items,
+    and the merge runs in short steps between pages rather than in one long hold of the GIL per
+    user while the fetch threads wait for it. The threads need no app context: a client refreshes
+    its token through its token store, which writes the connection row on a connection of its own
+    (services/tokens.py).
     """
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for c in clients:
         idle.put(c)
+    steps: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()  # the caller stopped reading: no more pages
 
-    def task(uid: str):
+    def task(uid: str) -> None:
         client = idle.get()
         try:
-            return _list_one(client, uid)
+            for step in _list_one(client, uid):
+                steps.put(step)
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # the listing's end is always told
+            steps.put((uid, None, exc))
         finally:
             idle.put(client)
 
     with ThreadPoolExecutor(len(clients), thread_name_prefix="sync-fetch") as pool:
         futures = [pool.submit(task, uid) for uid in senders]
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            ended = 0
+            while ended < len(senders):
+                step = steps.get()
+                ended += step[1] is None
+                yield step
         finally:
+            stop.set()
             for future in futures:
                 future.cancel()
