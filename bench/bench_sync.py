@@ -18,6 +18,7 @@ median. The 1-minute load average is printed beside every figure, and this proce
 succeeded with the portal's counts, the bare loop saw the same items.
 
     .venv/bin/python bench/bench_sync.py [--sizes 10000x50,100000x200] [--rounds N] [--threads N]
+        [--bare-parser requests|orjson]
 
 Database: ``bench_sync_<sequences>_<random>``, the bench's own, made on the PostgreSQL server
 DATABASE_URL names and dropped at the end (never DATABASE_URL's own database), else a temporary
@@ -110,7 +111,9 @@ def oauth(url: str) -> tuple[dict, dict, int]:
     return app, body, portal_id
 
 
-def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
+def bare_loop(
+    url: str, token: str, threads: int = 1, parser: str = "requests"
+) -> tuple[float, int, int]:
     """Fetch the pages the sync fetches, doing nothing with them; (seconds, requests, items).
 
     Like for like: the users' sequence listings are fetched by ``threads`` threads at once, as the
@@ -119,7 +122,12 @@ def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
     once, not on every request; the same User-Agent). A plain ``requests.Session()`` re-reads the
     proxy variables and ~/.netrc on every request: about 75 us of CPU a request more than the
     sync's (measured): the bare loop was slowed, and the ratio flattered the sync.
+
+    ``parser``: ``requests`` parses each page as a bare loop would (``response.json()``, the
+    standard library); ``orjson`` as the sync's client does (``autoseq.hubspot.client.parse_json``),
+    for the stricter comparison.
     """
+    from autoseq.hubspot.client import parse_json
     from autoseq.hubspot.http import USER_AGENT, _session
 
     local = threading.local()
@@ -138,7 +146,7 @@ def bare_loop(url: str, token: str, threads: int = 1) -> tuple[float, int, int]:
         while True:
             response = session().get(url + path, params=params)
             response.raise_for_status()  # an error page is never timed as a fast page
-            body = response.json()
+            body = response.json() if parser == "requests" else parse_json(response.content)
             results = body.get("results") or []
             with lock:
                 counts["calls"] += 1
@@ -177,7 +185,12 @@ def loadavg() -> str:
 
 
 def bench_size(
-    sequences: int, users: int, redis_url: str, threads: int | None, rounds: int
+    sequences: int,
+    users: int,
+    redis_url: str,
+    threads: int | None,
+    rounds: int,
+    parser: str = "requests",
 ) -> dict[str, list[float]]:
     """The rounds at one size; returns the ratios (and prints each run as it comes)."""
     from cryptography.fernet import Fernet
@@ -230,7 +243,7 @@ def bench_size(
             def bare(label: str) -> float:
                 lavg = loadavg()
                 cpu = time.process_time()
-                seconds, calls, items = bare_loop(url, access, threads)
+                seconds, calls, items = bare_loop(url, access, threads, parser)
                 cpu = time.process_time() - cpu
                 expected_items.append(items)
                 assert items == expected_items[0], "the bare loop saw a different portal"
@@ -274,7 +287,11 @@ def bench_size(
 
             # One warm-up of both paths on a small request (first connections).
             requests.get(url + "/settings/v3/users", headers={"Authorization": f"Bearer {access}"})
-            print(f"  {threads} fetch threads for the sync and the bare loop alike", flush=True)
+            print(
+                f"  {threads} fetch threads for the sync and the bare loop alike; the bare loop "
+                f"parses with {'requests (json)' if parser == 'requests' else 'orjson'}",
+                flush=True,
+            )
             ratios: dict[str, list[float]] = {"first": [], "resync": []}
             before = bare("A0")
             for n in range(1, rounds + 1):
@@ -312,6 +329,12 @@ def main() -> None:
         default=None,
         help="rounds of (first sync, bare, re-sync, bare) per size (default: 3, 1 at 100,000+)",
     )
+    parser.add_argument(
+        "--bare-parser",
+        choices=("requests", "orjson"),
+        default="requests",
+        help="how the bare loop parses a page: response.json(), or orjson as the sync does",
+    )
     args = parser.parse_args()
 
     from bench_action import private_redis
@@ -320,7 +343,11 @@ def main() -> None:
     try:
         results = {
             size: bench_size(
-                *size, redis_url, args.threads, args.rounds or (1 if size[0] >= 100_000 else 3)
+                *size,
+                redis_url,
+                args.threads,
+                args.rounds or (1 if size[0] >= 100_000 else 3),
+                args.bare_parser,
             )
             for size in parse_sizes(args.sizes)
         }
