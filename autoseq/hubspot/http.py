@@ -210,7 +210,7 @@ class Transport:
         rate limiter may take that many slots in one round trip (``RateLimiter.acquire``).
         """
         url = self.base_url + path
-        label = f"{method} {safe_path(path)}"
+        label = _Label(method, path)  # made into text only for a log line or an error
         attempt = 0
         rate_retries = 0
         while True:
@@ -273,10 +273,24 @@ class Transport:
             method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
         )
 
-    def _sleep_retry(self, label: str, attempt: int, why: str) -> None:
+    def _sleep_retry(self, label: _Label, attempt: int, why: str) -> None:
         delay = self.retry.delay(attempt)
         log.warning("HubSpot %s on %s: retry %d in %.2f s", why, label, attempt + 1, delay)
         time.sleep(delay)
+
+
+class _Label:
+    """``GET /path`` with any secret masked (:func:`safe_path`), built when first shown: most
+    calls succeed at once and never show it."""
+
+    __slots__ = ("method", "path")
+
+    def __init__(self, method: str, path: str):
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.method} {safe_path(self.path)}"
 
 
 def _as(cls: type[HubSpotError], error: HubSpotError) -> HubSpotError:
