@@ -98,13 +98,30 @@ def write_users(workspace_id: int, records: Mapping[str, dict], now: datetime) -
     return {uid: row.id for uid, row in rows.items()}
 
 
+_LOADED = ("id", "hubspot_id", "removed_at", *SEQUENCE_FIELDS)
+
+
 def load_existing_sequences(workspace_id: int) -> dict[str, dict]:
-    """Every sequence row of the workspace as plain dicts, in one SELECT."""
-    columns = [Sequence.id, Sequence.hubspot_id, Sequence.removed_at] + [
-        getattr(Sequence, name) for name in SEQUENCE_FIELDS
+    """Every sequence row of the workspace as plain dicts, in one SELECT.
+
+    The senders lists are read as their JSON text and parsed by orjson: at 100,000 sequences
+    seen by 200 users they are most of what is read (the column type's own parsing is the standard
+    library's, row by row).
+    """
+    columns = [
+        cast(Sequence.sender_user_ids, Text)
+        if name == "sender_user_ids"
+        else Sequence.__table__.c[name]
+        for name in _LOADED
     ]
     result = db.session.execute(db.select(*columns).where(Sequence.workspace_id == workspace_id))
-    return {row.hubspot_id: row._asdict() for row in result}
+    rows = {}
+    for values in result.tuples():
+        row = dict(zip(_LOADED, values, strict=True))
+        senders = row["sender_user_ids"]
+        row["sender_user_ids"] = None if senders is None else orjson.loads(senders)
+        rows[row["hubspot_id"]] = row
+    return rows
 
 
 def load_existing_alongside(workspace_id: int) -> Future:
