@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from autoseq.extensions import db
 from autoseq.hubspot import HubSpotClientError, HubSpotUnavailable, NeedsReconnect
+from autoseq.hubspot.client import parse_json
 from autoseq.models import HubSpotConnection
 from autoseq.services import tokens
 from autoseq.services.connections import for_workspace
@@ -305,3 +308,13 @@ def test_a_built_client_refreshes_from_a_thread_without_app_context(connected_wo
     thread.join()
     assert outcome and outcome[0]["results"]
     assert _connection(connected_workspace.id).expires_at > datetime.now(UTC)
+
+
+def test_answers_are_parsed_by_orjson_and_what_it_refuses_by_the_standard_library():
+    page = b'{"results": [{"id": "1", "name": "\\u00e9t\\u00e9"}], "paging": null}'
+    assert parse_json(page) == {"results": [{"id": "1", "name": "été"}], "paging": None}
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(b'{"score": NaN}')  # what the fallback is for
+    assert math.isnan(parse_json(b'{"score": NaN}')["score"])
+    with pytest.raises(ValueError):
+        parse_json(b"<html>Bad gateway</html>")
